@@ -1,0 +1,5 @@
+// commands.h: the entry point of every subcommand (argv[0] is the subcommand name).
+// Each returns the process exit status. The table in seer.c lists them.
+#pragma once
+
+int cmd_version(int argc, char **argv);  // common/cmd_version.c
