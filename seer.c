@@ -11,6 +11,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"bench", cmd_bench, "time kernels and passes against baselines (seer bench --help)"},
     {"version", cmd_version, "print the version and the backends this binary was built with"},
 };
 

@@ -3,3 +3,4 @@
 #pragma once
 
 int cmd_version(int argc, char **argv);  // common/cmd_version.c
+int cmd_bench(int argc, char **argv);    // bench/cmd_bench.c

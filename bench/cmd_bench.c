@@ -1,0 +1,28 @@
+// cmd_bench.c: `seer bench <what>`: timings against measured ceilings and third-party baselines.
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/bench.h"
+#include "common/commands.h"
+
+// One row per benchmark; each lives in bench/bench_<name>.c.
+static const BenchCommand benches[] = {
+    {NULL, NULL, NULL},
+};
+
+static void bench_usage(FILE *f) {
+    fprintf(f, "usage: seer bench <what> [options]   (seer bench <what> --help)\n\nbenchmarks:\n");
+    for (const BenchCommand *b = benches; b->name; b++) fprintf(f, "  %-10s %s\n", b->name, b->summary);
+}
+
+int cmd_bench(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        bench_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const BenchCommand *b = benches; b->name; b++)
+        if (!strcmp(argv[1], b->name)) return b->run(argc - 1, argv + 1);
+    fprintf(stderr, "seer: unknown benchmark '%s'\n", argv[1]);
+    bench_usage(stderr);
+    return 2;
+}
