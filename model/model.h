@@ -53,3 +53,15 @@ typedef struct {
 // Every tensor is checked against the config; on failure fills err (naming the file) and returns -1.
 int model_load(Model *m, const char *dir, SeerErr *err);
 void model_free(Model *m);
+
+// Bytes of all weight tensors bound by model_load (the embedding counted once when tied).
+int64_t model_weight_bytes(const Model *m);
+
+// Writes random weights for cfg into the existing folder dir, every tensor in `dtype` under its
+// Hugging Face name: DIR/model.safetensors when shard_bytes is 0, else shards of at most shard_bytes
+// (a larger tensor gets a shard of its own) named model-0000k-of-0000n.safetensors plus
+// model.safetensors.index.json. Values: uniform in [-0.05, 0.05), norms 1 + that; the same for the
+// same seed whatever the thread count. Writes no config.json (see hf_config_write). -1 with err on
+// I/O failure.
+int model_write_random(const ModelConfig *cfg, const char *dir, SeerDType dtype, uint64_t shard_bytes,
+                       uint64_t seed, SeerErr *err);
