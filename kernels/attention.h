@@ -15,3 +15,47 @@
 void attention_forward_cpu(float *out, float *target, const float *q, const float *k,
                            const float *v, const int *doc_lens, int n_docs, int T, int H, int HKV,
                            int HD, int NB);
+
+#ifdef SEER_CUDA
+#include <stddef.h>
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#include "common/common.h"
+
+// CUDA twin (attention.cu): bf16 q/k/v in, fp32 accumulation, bf16 out, fp32 target. A plan is
+// made once per packed chunk (work list of (document, query tile, KV head) items, heaviest first,
+// and the target's scratch) and reused by every layer. Kernels never allocate: the caller gives
+// the workspace (attention_cuda_plan_bytes) and keeps it alive while the plan is used.
+typedef struct {
+    int T, H, HKV, HD, NB;
+    int n_work;       // CTA work items
+    int n_slots;      // CTAs of the persistent grid (resident on this device)
+    int with_target;  // the plan holds target scratch
+    void *work;       // device [n_work, 4] ints
+    float *scratch;   // device [n_slots, 128, NB] block-max logits, or NULL
+} AttnCudaPlan;
+
+// Workspace bytes of a plan for this chunk on the current device. Fails (-1, err) when HD is not
+// 64 or 128, H is not a multiple of HKV, a group exceeds 128 heads, a document length is < 1, the
+// lengths do not sum to T, or NB < ceil(longest document / 64).
+int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, int T, int H, int HKV,
+                              int HD, int NB, int with_target, SeerErr *err);
+
+// Fills the plan and uploads its work list into workspace (device memory of `bytes` >= the planned
+// size) on `stream`, synchronising it once. doc_lens are host memory. Same failures as above, plus
+// a workspace that is too small or a failed copy.
+int attention_cuda_plan_init(AttnCudaPlan *plan, void *workspace, size_t bytes, const int *doc_lens,
+                             int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
+                             cudaStream_t stream, SeerErr *err);
+
+// out: [T, H, HD] bf16. q: token t, head h at q[t*ldq + h*HD] (bf16); k, v: KV head g at
+// k[t*ldk + g*HD], v[t*ldv + g*HD] (so a fused [T, (H+2*HKV)*HD] QKV buffer works in place).
+// target: [HKV, T, NB] fp32 device memory, every entry written (same semantics as the CPU twin),
+// or NULL for plain attention (a plan made with_target can serve both). Asynchronous on stream;
+// returns -1 (err names the launch and the shapes) when the launch fails or a target is asked of
+// a plan made without one.
+int attention_forward_cuda(const AttnCudaPlan *plan, uint16_t *out, float *target,
+                           const uint16_t *q, int64_t ldq, const uint16_t *k, int64_t ldk,
+                           const uint16_t *v, int64_t ldv, cudaStream_t stream, SeerErr *err);
+#endif

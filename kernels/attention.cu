@@ -1,0 +1,470 @@
+// attention.cu: causal varlen flash attention forward over a packed chunk, bf16 in, fp32
+// accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
+// CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
+//
+// Tiling. One CTA (8 warps, 256 threads) takes a work item = (document, query tile, KV head g).
+// Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
+// ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
+// and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 64
+// keys = one gate block, aligned to the document start, so tile j is block j.
+//
+// Per warp: 16 rows, S = Q K^T and O += P V with mma.sync m16n8k16 bf16 (fp32 accumulators),
+// online softmax in the log2 domain, K/V tiles double-buffered through cp.async with an XOR
+// swizzle against bank conflicts.
+//
+// Target. During the sweep each row stores the max scaled logit of each key tile (one float per
+// row and block) into a per-CTA scratch slot [128, NB] in global memory (the grid is persistent,
+// one slot per resident CTA, so scratch is n_slots * 128 * NB floats, not T * H * NB). At the end of
+// the item the row's final max M and sum L are known: block-max probability exp2(ml - M) / L, max
+// over the group's G rows of a token, strict block-causal mask, normalisation, and one coalesced
+// write of the full target row (zeros included).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "kernels/attention.h"
+}
+
+#define ATT_WARPS 8
+#define ATT_THREADS (ATT_WARPS * 32)
+#define ATT_BM (ATT_WARPS * 16)  // rows (token, head) per CTA
+#define ATT_BN 64                // keys per tile = SEER_BLOCK
+
+typedef struct {
+    const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
+    const __nv_bfloat16 *k;  // [T, ldk]: KV head g at k + t*ldk + g*HD
+    const __nv_bfloat16 *v;  // [T, ldv]
+    __nv_bfloat16 *out;      // [T, H, HD]
+    float *target;           // [HKV, T, NB] or NULL
+    float *scratch;          // [n_slots, ATT_BM, NB] (target only)
+    const int4 *work;        // [n_work] (q0, d0, dlen, g * 256 + nq)
+    int64_t ldq, ldk, ldv;
+    int T, H, G, NB, n_work;
+    float scale_log2;  // log2(e) / sqrt(HD)
+} AttnParams;
+
+// ---------------------------------------------------------------- PTX helpers
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// 16-byte global -> shared copy; zero-fills when !valid (nothing is read then).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+// c[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+// Element offset of 16-byte chunk c of row `row` in a [rows, HD] bf16 tile, XOR-swizzled so that
+// ldmatrix's 8 row addresses at one chunk column hit 8 different bank groups.
+template <int HD>
+__device__ __forceinline__ int swz(int row, int c) {
+    return row * HD + ((c ^ (row & 7)) << 3);
+}
+
+// ---------------------------------------------------------------- tile loads
+
+// Rows [0, 64) of a K or V tile: document keys kp0 .. kp0+63 of KV head g; rows at or past the
+// document end are zero-filled.
+template <int HD>
+__device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *dst, const __nv_bfloat16 *src,
+                                             int64_t ld, int d0, int dlen, int kp0, int g) {
+    constexpr int CH = HD / 8;
+    for (int i = threadIdx.x; i < ATT_BN * CH; i += ATT_THREADS) {
+        int row = i / CH, c = i % CH, kp = kp0 + row;
+        bool ok = kp < dlen;
+        const __nv_bfloat16 *s = src + (ok ? (int64_t)(d0 + kp) * ld + (int64_t)g * HD + c * 8 : 0);
+        cp_async16(dst + swz<HD>(row, c), s, ok);
+    }
+}
+
+// The CTA's query rows: row r = token (q0 + r/G), head g*G + r%G; rows past nq*G zero-filled.
+template <int HD>
+__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *dst, const AttnParams &p, int q0, int nq,
+                                            int g) {
+    constexpr int CH = HD / 8;
+    for (int i = threadIdx.x; i < ATT_BM * CH; i += ATT_THREADS) {
+        int row = i / CH, c = i % CH;
+        bool ok = row < nq * p.G;
+        int64_t off = ok ? (int64_t)(q0 + row / p.G) * p.ldq + (int64_t)(g * p.G + row % p.G) * HD +
+                               c * 8
+                         : 0;
+        cp_async16(dst + swz<HD>(row, c), p.q + off, ok);
+    }
+}
+
+// ---------------------------------------------------------------- target epilogue
+
+// For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - M[h]) / L[h] over the group's
+// rows, j < floor(pos/64), normalised by (sum + 1e-9); the whole row of NB entries is written.
+__device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowM,
+                                const float *rowL, int q0, int qpos0, int nq, int g) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G, NB = p.NB;
+    for (int tl = warp; tl < nq; tl += ATT_WARPS) {
+        int nv = (qpos0 + tl) / ATT_BN;
+        const float *s = scr + (int64_t)tl * G * NB;
+        float sum = 0.f;
+        for (int j = lane; j < nv; j += 32) {
+            float m = 0.f;
+            for (int h = 0; h < G; h++)
+                m = fmaxf(m, exp2f(s[(int64_t)h * NB + j] - rowM[tl * G + h]) / rowL[tl * G + h]);
+            sum += m;
+        }
+        for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        float inv = 1.f / (sum + 1e-9f);
+        float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
+        for (int j = lane; j < NB; j += 32) {
+            float m = 0.f;
+            if (j < nv)
+                for (int h = 0; h < G; h++)
+                    m = fmaxf(m, exp2f(s[(int64_t)h * NB + j] - rowM[tl * G + h]) / rowL[tl * G + h]);
+            dst[j] = m * inv;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the kernel
+
+template <int HD>
+__global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const AttnParams p) {
+    constexpr int KS = HD / 16;  // k-steps of S = Q K^T
+    constexpr int NO = HD / 8;   // n-tiles of O
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    __nv_bfloat16 *sq = (__nv_bfloat16 *)smem_raw;  // [ATT_BM, HD]
+    __nv_bfloat16 *sk = sq + ATT_BM * HD;           // [2, ATT_BN, HD]
+    __nv_bfloat16 *sv = sk + 2 * ATT_BN * HD;       // [2, ATT_BN, HD]
+    float *rowM = (float *)(sv + 2 * ATT_BN * HD);  // [ATT_BM]
+    float *rowL = rowM + ATT_BM;                    // [ATT_BM]
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G;
+    const int mi = lane >> 3, r8 = lane & 7;  // ldmatrix: matrix index, row within it
+    float *scr = p.target ? p.scratch + (int64_t)blockIdx.x * ATT_BM * p.NB : nullptr;
+
+    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x) {
+        const int4 it = p.work[w];
+        const int q0 = it.x, d0 = it.y, dlen = it.z, g = it.w >> 8, nq = it.w & 255;
+        const int qpos0 = q0 - d0, rows = nq * G;
+        const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
+
+        // This thread's two rows (mma C layout: lane/4 and lane/4 + 8 of the warp's 16).
+        const int ra = warp * 16 + (lane >> 2), rb = ra + 8;
+        const int qa = qpos0 + (ra < rows ? ra : rows - 1) / G;  // padding rows copy the last
+        const int qb = qpos0 + (rb < rows ? rb : rows - 1) / G;
+        const bool warp_live = warp * 16 < rows;
+        const int wq_lo = qpos0 + (warp * 16 < rows ? warp * 16 : rows - 1) / G;
+        const int wq_hi = qpos0 + min(warp * 16 + 15, rows - 1) / G;
+
+        load_q_tile<HD>(sq, p, q0, nq, g);
+        load_kv_tile<HD>(sk, p.k, p.ldk, d0, dlen, 0, g);
+        load_kv_tile<HD>(sv, p.v, p.ldv, d0, dlen, 0, g);
+        cp_async_commit();
+
+        uint32_t qf[KS][4];
+        float o[NO][4];
+#pragma unroll
+        for (int n = 0; n < NO; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+        float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+
+        for (int j = 0; j < nkt; j++) {
+            const int buf = j & 1;
+            if (j + 1 < nkt) {
+                load_kv_tile<HD>(sk + (buf ^ 1) * ATT_BN * HD, p.k, p.ldk, d0, dlen, (j + 1) * ATT_BN, g);
+                load_kv_tile<HD>(sv + (buf ^ 1) * ATT_BN * HD, p.v, p.ldv, d0, dlen, (j + 1) * ATT_BN, g);
+                cp_async_commit();
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            __syncthreads();
+            if (j == 0) {
+#pragma unroll
+                for (int ks = 0; ks < KS; ks++)
+                    ldsm_x4(qf[ks], sq + swz<HD>(warp * 16 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
+            }
+            const int kp0 = j * ATT_BN;
+            if (warp_live && kp0 <= wq_hi) {
+                const __nv_bfloat16 *kt = sk + buf * ATT_BN * HD, *vt = sv + buf * ATT_BN * HD;
+                float s[8][4];
+#pragma unroll
+                for (int n = 0; n < 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+                for (int ks = 0; ks < KS; ks++) {
+#pragma unroll
+                    for (int np = 0; np < 4; np++) {
+                        uint32_t b[4];
+                        ldsm_x4(b, kt + swz<HD>(np * 16 + (mi >> 1) * 8 + r8, ks * 2 + (mi & 1)));
+                        mma_bf16(s[2 * np], qf[ks], b[0], b[1]);
+                        mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
+                    }
+                }
+                // Scale into the log2 domain; causal mask on the diagonal tiles only.
+                const bool need_mask = kp0 + ATT_BN - 1 > wq_lo;
+                float ta = -INFINITY, tb = -INFINITY;
+#pragma unroll
+                for (int n = 0; n < 8; n++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float x = s[n][e] * p.scale_log2;
+                        if (need_mask) {
+                            int kp = kp0 + n * 8 + (lane & 3) * 2 + (e & 1);
+                            if (kp > (e < 2 ? qa : qb)) x = -INFINITY;
+                        }
+                        s[n][e] = x;
+                    }
+                    ta = fmaxf(ta, fmaxf(s[n][0], s[n][1]));
+                    tb = fmaxf(tb, fmaxf(s[n][2], s[n][3]));
+                }
+#pragma unroll
+                for (int off = 1; off <= 2; off <<= 1) {
+                    ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, off));
+                    tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, off));
+                }
+                if (scr && (lane & 3) == 0) {  // block max logit of each row
+                    if (ra < rows) scr[(int64_t)ra * p.NB + j] = ta;
+                    if (rb < rows) scr[(int64_t)rb * p.NB + j] = tb;
+                }
+                const float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
+                const float aa = exp2f(ma - na), ab = exp2f(mb - nb);
+                ma = na;
+                mb = nb;
+                float sa = 0.f, sb = 0.f;
+#pragma unroll
+                for (int n = 0; n < 8; n++) {
+                    s[n][0] = exp2f(s[n][0] - na);
+                    s[n][1] = exp2f(s[n][1] - na);
+                    s[n][2] = exp2f(s[n][2] - nb);
+                    s[n][3] = exp2f(s[n][3] - nb);
+                    sa += s[n][0] + s[n][1];
+                    sb += s[n][2] + s[n][3];
+                }
+                la = la * aa + sa;
+                lb = lb * ab + sb;
+#pragma unroll
+                for (int n = 0; n < NO; n++) {
+                    o[n][0] *= aa;
+                    o[n][1] *= aa;
+                    o[n][2] *= ab;
+                    o[n][3] *= ab;
+                }
+#pragma unroll
+                for (int ks = 0; ks < 4; ks++) {  // 16 keys per k-step of O += P V
+                    uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]),
+                                     pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                                     pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                                     pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+#pragma unroll
+                    for (int dp = 0; dp < HD / 16; dp++) {
+                        uint32_t b[4];
+                        ldsm_x4_t(b, vt + swz<HD>(ks * 16 + (mi & 1) * 8 + r8, dp * 2 + (mi >> 1)));
+                        mma_bf16(o[2 * dp], a, b[0], b[1]);
+                        mma_bf16(o[2 * dp + 1], a, b[2], b[3]);
+                    }
+                }
+            }
+            __syncthreads();  // the buffer read here is refilled next iteration
+        }
+
+        // Row sums across the quad, normalise, write bf16 out.
+#pragma unroll
+        for (int off = 1; off <= 2; off <<= 1) {
+            la += __shfl_xor_sync(0xffffffffu, la, off);
+            lb += __shfl_xor_sync(0xffffffffu, lb, off);
+        }
+        const float ia = 1.f / la, ib = 1.f / lb;
+        const int c0 = (lane & 3) * 2;
+        if (ra < rows) {
+            __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + ra / G) * p.H + g * G + ra % G) * HD + c0;
+#pragma unroll
+            for (int n = 0; n < NO; n++)
+                *(__nv_bfloat162 *)(dst + n * 8) = __floats2bfloat162_rn(o[n][0] * ia, o[n][1] * ia);
+        }
+        if (rb < rows) {
+            __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + rb / G) * p.H + g * G + rb % G) * HD + c0;
+#pragma unroll
+            for (int n = 0; n < NO; n++)
+                *(__nv_bfloat162 *)(dst + n * 8) = __floats2bfloat162_rn(o[n][2] * ib, o[n][3] * ib);
+        }
+        if (scr) {
+            if ((lane & 3) == 0) {
+                rowM[ra] = ma;
+                rowL[ra] = la;
+                rowM[rb] = mb;
+                rowL[rb] = lb;
+            }
+            __syncthreads();  // scratch (global) and row stats visible to the whole CTA
+            target_epilogue(p, scr, rowM, rowL, q0, qpos0, nq, g);
+            __syncthreads();  // scratch slot and row stats are reused by the next item
+        }
+    }
+}
+
+// ---------------------------------------------------------------- host side
+
+static size_t attn_smem_bytes(int HD) {
+    return (size_t)(ATT_BM + 4 * ATT_BN) * HD * 2 + 2 * ATT_BM * sizeof(float);
+}
+
+// Resident CTAs of the persistent grid on the current device (1 per SM: 256 threads near 255
+// registers each).
+static int attn_slots(int HD, SeerErr *err) {
+    int dev, sms, per_sm = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+    const void *fn = HD == 64 ? (const void *)attention_fwd_kernel<64>
+                              : (const void *)attention_fwd_kernel<128>;
+    size_t smem = attn_smem_bytes(HD);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, ATT_THREADS, smem);
+    if (e != cudaSuccess || per_sm < 1) {
+        seer_fail(err, "attention.cu: occupancy query for HD %d (smem %zu B): %s", HD, smem,
+                  e != cudaSuccess ? cudaGetErrorString(e) : "kernel does not fit an SM");
+        return -1;
+    }
+    return sms * per_sm;
+}
+
+static int attn_check_shape(const int *doc_lens, int n_docs, int T, int H, int HKV, int HD, int NB,
+                            SeerErr *err) {
+    if (HD != 64 && HD != 128) return seer_fail(err, "attention.cu: head dim %d (supported: 64, 128)", HD);
+    if (HKV < 1 || H % HKV) return seer_fail(err, "attention.cu: %d query heads over %d KV heads", H, HKV);
+    if (H / HKV > ATT_BM) return seer_fail(err, "attention.cu: group of %d heads > %d", H / HKV, ATT_BM);
+    if (n_docs < 1 || T < 1) return seer_fail(err, "attention.cu: empty chunk (%d docs, T %d)", n_docs, T);
+    int64_t sum = 0, longest = 0;
+    for (int d = 0; d < n_docs; d++) {
+        if (doc_lens[d] < 1) return seer_fail(err, "attention.cu: document %d has length %d", d, doc_lens[d]);
+        sum += doc_lens[d];
+        if (doc_lens[d] > longest) longest = doc_lens[d];
+    }
+    if (sum != T) return seer_fail(err, "attention.cu: doc_lens sum to %lld, T is %d", (long long)sum, T);
+    if (NB < ceil_div((int)longest, SEER_BLOCK))
+        return seer_fail(err, "attention.cu: NB %d < %d blocks of the longest document (%lld tokens)",
+                         NB, ceil_div((int)longest, SEER_BLOCK), (long long)longest);
+    return 0;
+}
+
+static int64_t attn_n_work(const int *doc_lens, int n_docs, int HKV, int tile) {
+    int64_t n = 0;
+    for (int d = 0; d < n_docs; d++) n += ceil_div(doc_lens[d], tile);
+    return n * HKV;
+}
+
+int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, int T, int H, int HKV,
+                              int HD, int NB, int with_target, SeerErr *err) {
+    if (attn_check_shape(doc_lens, n_docs, T, H, HKV, HD, NB, err)) return -1;
+    int slots = attn_slots(HD, err);
+    if (slots < 0) return -1;
+    int64_t nw = attn_n_work(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
+    size_t b = ((size_t)nw * sizeof(int4) + 255) / 256 * 256;
+    if (with_target) b += (size_t)slots * ATT_BM * NB * sizeof(float);
+    *bytes = b;
+    return 0;
+}
+
+static int cmp_work_desc(const void *a, const void *b) {
+    const int4 *x = (const int4 *)a, *y = (const int4 *)b;
+    int kx = x->x - x->y + (x->w & 255), ky = y->x - y->y + (y->w & 255);  // keys the item reads
+    if (kx != ky) return ky - kx;
+    return x->x != y->x ? x->x - y->x : x->w - y->w;
+}
+
+int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, const int *doc_lens,
+                             int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
+                             cudaStream_t stream, SeerErr *err) {
+    size_t need;
+    if (attention_cuda_plan_bytes(&need, doc_lens, n_docs, T, H, HKV, HD, NB, with_target, err)) return -1;
+    if (bytes < need)
+        return seer_fail(err, "attention.cu: workspace of %zu bytes < %zu planned", bytes, need);
+    int G = H / HKV, tile = ATT_BM / G, slots = attn_slots(HD, err);
+    if (slots < 0) return -1;
+    int64_t nw = attn_n_work(doc_lens, n_docs, HKV, tile);
+    int4 *work = (int4 *)xmalloc((size_t)nw * sizeof(int4));  // [nw] host copy, heaviest first
+    int64_t i = 0;
+    for (int d = 0, d0 = 0; d < n_docs; d0 += doc_lens[d], d++)
+        for (int s = 0; s < doc_lens[d]; s += tile)
+            for (int g = 0; g < HKV; g++) {
+                int nq = doc_lens[d] - s < tile ? doc_lens[d] - s : tile;
+                work[i++] = make_int4(d0 + s, d0, doc_lens[d], g * 256 + nq);
+            }
+    qsort(work, (size_t)nw, sizeof(int4), cmp_work_desc);
+    *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, slots, with_target, workspace, NULL};
+    size_t wbytes = ((size_t)nw * sizeof(int4) + 255) / 256 * 256;
+    if (with_target) pl->scratch = (float *)((char *)workspace + wbytes);
+    cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(int4), cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream);  // the host copy is freed next
+    free(work);
+    if (e != cudaSuccess)
+        return seer_fail(err, "attention.cu: cudaMemcpyAsync of %lld work items: %s", (long long)nw,
+                         cudaGetErrorString(e));
+    return 0;
+}
+
+int attention_forward_cuda(const AttnCudaPlan *pl, uint16_t *out, float *target, const uint16_t *q,
+                           int64_t ldq, const uint16_t *k, int64_t ldk, const uint16_t *v,
+                           int64_t ldv, cudaStream_t stream, SeerErr *err) {
+    if (target && !pl->with_target)
+        return seer_fail(err, "attention.cu: target requested but the plan was made without one");
+    AttnParams p;
+    p.q = (const __nv_bfloat16 *)q;
+    p.k = (const __nv_bfloat16 *)k;
+    p.v = (const __nv_bfloat16 *)v;
+    p.out = (__nv_bfloat16 *)out;
+    p.target = target;
+    p.scratch = pl->scratch;
+    p.work = (const int4 *)pl->work;
+    p.ldq = ldq;
+    p.ldk = ldk;
+    p.ldv = ldv;
+    p.T = pl->T;
+    p.H = pl->H;
+    p.G = pl->H / pl->HKV;
+    p.NB = pl->NB;
+    p.n_work = pl->n_work;
+    p.scale_log2 = (float)(1.4426950408889634 / sqrt((double)pl->HD));
+    int grid = pl->n_work < pl->n_slots ? pl->n_work : pl->n_slots;
+    size_t smem = attn_smem_bytes(pl->HD);
+    if (pl->HD == 64)
+        attention_fwd_kernel<64><<<grid, ATT_THREADS, smem, stream>>>(p);
+    else
+        attention_fwd_kernel<128><<<grid, ATT_THREADS, smem, stream>>>(p);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess)
+        return seer_fail(err, "attention.cu: attention_fwd_kernel<HD %d> grid %d smem %zu (T %d H %d HKV %d): %s",
+                         pl->HD, grid, smem, pl->T, pl->H, pl->HKV, cudaGetErrorString(e));
+    return 0;
+}
