@@ -5,8 +5,11 @@
 #include "bench/bench.h"
 #include "common/commands.h"
 
+int bench_forward_main(int argc, char **argv);  // bench/bench_forward.c
+
 // One row per benchmark; each lives in bench/bench_<name>.c.
 static const BenchCommand benches[] = {
+    {"forward", bench_forward_main, "prefill attention + gate target kernel (and forward) vs torch SDPA"},
     {NULL, NULL, NULL},
 };
 
