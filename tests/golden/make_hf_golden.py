@@ -78,6 +78,11 @@ def randomize(model, seed):
             p.copy_(torch.randn(p.shape, generator=g) / p.shape[1] ** 0.5)
 
 
+def load_fp32(cls, folder):
+    kw = {"dtype": torch.float32} if V5 else {"torch_dtype": torch.float32}
+    return cls.from_pretrained(folder, attn_implementation="eager", **kw).float().eval()
+
+
 def logits_of(model, ids, doc_lens):
     """fp32 logits [T, V]: each document run alone, then concatenated."""
     out, t0 = [], 0
@@ -150,7 +155,10 @@ def make_random_model(out, name, cfg_cls, model_cls, kw, dtype, shard, seed):
     for junk in ("generation_config.json",):
         if os.path.exists(os.path.join(folder, junk)):
             os.remove(os.path.join(folder, junk))
-    model = model.float()  # the reference always runs in fp32 on the stored (possibly bf16) values
+    # The reference runs in fp32 on the stored (possibly bf16-rounded) weights, reloaded from disk.
+    # (Not model.float(): model.to(bf16) also rounds the rotary inv_freq buffer to bf16, which shifts
+    # every RoPE angle; a fresh load computes inv_freq in fp32 as Hugging Face does for real checkpoints.)
+    model = load_fp32(model_cls, folder)
     g = torch.Generator().manual_seed(100 + seed)
     V = kw["vocab_size"]
     single = torch.randint(0, V, (SINGLE_T,), generator=g).tolist()
@@ -182,8 +190,7 @@ def make_testbed(out, model_dir):
     folder = os.path.join(out, "testbed")
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
-    kw = {"dtype": torch.float32} if V5 else {"torch_dtype": torch.float32}
-    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager", **kw).float().eval()
+    model = load_fp32(AutoModelForCausalLM, model_dir)
     p = testbed_prompts(model_dir, 4)
     single = p[0][:TESTBED_SINGLE_T]
     packed = sum((p[i + 1][:n] for i, n in enumerate(TESTBED_PACKED_DOCS)), [])
