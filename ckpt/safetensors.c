@@ -179,6 +179,7 @@ static int st_cmp_by_data(const void *a, const void *b) {
 static int st_check_overlaps(SafetensorsSet *s, int first, const char *path, SeerErr *err) {
     StEntry *e = s->entries + first;
     int n = s->n_entries - first;
+    if (n == 0) return 0;
     qsort(e, (size_t)n, sizeof *e, st_cmp_by_data);
     const StEntry *prev = NULL;
     for (int i = 0; i < n; i++) {
@@ -240,11 +241,13 @@ static int st_cmp_by_name(const void *a, const void *b) {
 
 const StEntry *st_find(const SafetensorsSet *s, const char *name) {
     StEntry key = {.name = (char *)name};
+    if (s->n_entries == 0) return NULL;
     return bsearch(&key, s->entries, (size_t)s->n_entries, sizeof key, st_cmp_by_name);
 }
 
 // Sorts all entries by name and refuses duplicates (within a file JSON parsing already did).
 static int st_finish(SafetensorsSet *s, SeerErr *err) {
+    if (s->n_entries == 0) return 0;
     qsort(s->entries, (size_t)s->n_entries, sizeof *s->entries, st_cmp_by_name);
     for (int i = 1; i < s->n_entries; i++)
         if (!strcmp(s->entries[i - 1].name, s->entries[i].name))
@@ -285,12 +288,12 @@ static int st_shard_index(SafetensorsSet *s, const char *dir, const char *name, 
             return i;
         }
     int rc = st_add_file(s, path, err);
-    if (rc) {  // name the index too: the shard it lists is not there
+    if (rc == 0) rc = st_parse_file(s, s->n_files - 1, err);
+    if (rc) {  // name the index too: it lists a shard that is missing or broken
         char inner[sizeof err->msg];
         memcpy(inner, err->msg, sizeof inner);
-        seer_fail(err, "%s: weight_map lists %.900s", s->path, inner);
+        seer_fail(err, "%s: %.900s", s->path, inner);
     }
-    if (rc == 0) rc = st_parse_file(s, s->n_files - 1, err);
     free(path);
     return rc ? -1 : s->n_files - 1;
 }
