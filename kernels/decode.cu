@@ -1,0 +1,390 @@
+// decode.cu: split-KV GQA flash decoding on the GPU, dense and block-sparse (see decode.h).
+//
+// One program (CTA of 4 warps) per (split, KV head, sequence). Its tiles are 64-token blocks
+// (consecutive blocks when dense, the split's share of the block list when sparse), streamed
+// through a 3-stage cp.async ring of K [64, 128] + V [64, 128] (32 KB a stage, rows XOR-swizzled
+// in 16-byte chunks so ldmatrix is conflict-free). Warp w owns tokens 16w .. 16w+15 of every
+// tile and keeps its own online-softmax state for the G <= 16 query heads (one m16n8k16 row per
+// head, rows >= G are zero): S = Q K^T and O += P V on tensor cores, fp32 accumulation. At the
+// end the 4 warps merge in shared memory and the program writes the final output (one split) or
+// a normalised partial output and its LSE; decode_combine_kernel merges the splits.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+extern "C" {
+#include "kernels/decode.h"
+}
+
+namespace {
+
+constexpr int kHD = 128;                     // head dim the kernel is built for
+constexpr int kBlk = SEER_BLOCK;             // tokens per tile
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kStages = 3;
+constexpr int kChunks = kHD * 2 / 16;        // 16-byte chunks per row (16)
+constexpr int kTileBytes = kBlk * kHD * 2;   // one K or V tile (16 KB)
+constexpr int kQBytes = 16 * kHD * 2;        // Q rows padded to 16 (4 KB)
+constexpr int kSmem = kQBytes + kStages * 2 * kTileBytes;
+static_assert(kWarps * 16 * kHD * 4 <= kStages * 2 * kTileBytes, "merge area fits the ring");
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// Byte offset of 16-byte chunk `ch` of row `r` in a [rows][kChunks] swizzled tile.
+__device__ __forceinline__ uint32_t swz(int r, int ch) {
+    return (uint32_t)((r * kChunks + (ch ^ (r & 7))) * 16);
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// d += a (16x16, row) * b (16x8, col), fp32 accumulate.
+template <bool BF16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+    if (BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <bool BF16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+    uint32_t u;
+    if (BF16) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        u = *reinterpret_cast<uint32_t *>(&v);
+    } else {
+        __half2 v = __floats2half2_rn(lo, hi);
+        u = *reinterpret_cast<uint32_t *>(&v);
+    }
+    return u;
+}
+
+template <bool BF16>
+__device__ __forceinline__ uint16_t to_elem(float x) {
+    if (BF16) {
+        __nv_bfloat16 v = __float2bfloat16_rn(x);
+        return *reinterpret_cast<uint16_t *>(&v);
+    }
+    __half v = __float2half_rn(x);
+    return *reinterpret_cast<uint16_t *>(&v);
+}
+
+// Selected entries of a descending, -1 padded list: binary search for the first -1.
+__device__ __forceinline__ int count_selected(const int32_t *list, int n) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (list[mid] >= 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+struct WarpState {
+    float o[kHD / 8][4];  // O rows (lane/4, lane/4+8) x this lane's HD columns
+    float m[2], l[2];     // running max (log2 domain) and this lane's share of the row sum
+};
+
+// Issues the cp.async loads of one tile (block blk) into stage buffers ks / vs. Rows at or past
+// len are zero-filled, never read.
+__device__ __forceinline__ void load_tile(uint32_t ks, uint32_t vs, const uint16_t *kb,
+                                          const uint16_t *vb, int64_t k_st, int64_t v_st,
+                                          int blk, int len, int tid) {
+#pragma unroll
+    for (int i = 0; i < kBlk * kChunks / kThreads; i++) {
+        int c = i * kThreads + tid, r = c / kChunks, ch = c % kChunks, tok = blk * kBlk + r;
+        int ok = tok < len, row = ok ? tok : 0;
+        cp_async16(ks + swz(r, ch), kb + row * k_st + ch * 8, ok ? 16 : 0);
+        cp_async16(vs + swz(r, ch), vb + row * v_st + ch * 8, ok ? 16 : 0);
+    }
+}
+
+// One warp's 16 tokens of a tile: scores, online softmax, O += P V.
+template <bool BF16>
+__device__ __forceinline__ void tile_compute(WarpState &st, const uint32_t (&qf)[kHD / 16][4],
+                                             uint32_t ks, uint32_t vs, int tok0, int len,
+                                             float sc2, int lane) {
+    float s[2][4] = {};
+    const int warp_row = (tok0 % kBlk);
+#pragma unroll
+    for (int kk = 0; kk < kHD / 16; kk++) {
+        uint32_t b[4];
+        int r = warp_row + (lane % 8) + (lane / 16) * 8, ch = 2 * kk + ((lane / 8) & 1);
+        ldsm_x4(b, ks + swz(r, ch));
+        mma16816<BF16>(s[0], qf[kk], b[0], b[1]);
+        mma16816<BF16>(s[1], qf[kk], b[2], b[3]);
+    }
+    float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int tok = tok0 + nt * 8 + (lane % 4) * 2 + (e & 1);
+            float x = tok < len ? s[nt][e] * sc2 : -INFINITY;
+            s[nt][e] = x;
+            tmax[e / 2] = fmaxf(tmax[e / 2], x);
+        }
+    float corr[2], base[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
+        tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+        float m_new = fmaxf(st.m[r], tmax[r]);
+        base[r] = m_new == -INFINITY ? 0.0f : m_new;
+        corr[r] = exp2f(st.m[r] - base[r]);
+        st.m[r] = m_new;
+        st.l[r] *= corr[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float pexp = exp2f(s[nt][e] - base[e / 2]);
+            s[nt][e] = pexp;
+            st.l[e / 2] += pexp;
+        }
+    uint32_t pa[4] = {pack2<BF16>(s[0][0], s[0][1]), pack2<BF16>(s[0][2], s[0][3]),
+                      pack2<BF16>(s[1][0], s[1][1]), pack2<BF16>(s[1][2], s[1][3])};
+#pragma unroll
+    for (int dn = 0; dn < kHD / 8; dn++) {
+        st.o[dn][0] *= corr[0], st.o[dn][1] *= corr[0];
+        st.o[dn][2] *= corr[1], st.o[dn][3] *= corr[1];
+    }
+#pragma unroll
+    for (int dn = 0; dn < kHD / 8; dn += 2) {
+        uint32_t b[4];
+        int r = warp_row + (lane % 8) + ((lane / 8) & 1) * 8, ch = dn + lane / 16;
+        ldsm_x4_t(b, vs + swz(r, ch));
+        mma16816<BF16>(st.o[dn], pa, b[0], b[1]);
+        mma16816<BF16>(st.o[dn + 1], pa, b[2], b[3]);
+    }
+}
+
+// Merges the 4 warps' states in shared memory and writes the program's result.
+template <bool BF16>
+__device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned char *smem,
+                                int b, int kvh, int split, int G, int warp, int lane, int tid) {
+    __shared__ float m_s[kWarps][16], l_s[kWarps][16];
+    int g = lane / 4;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
+        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 2);
+    }
+    if (lane % 4 == 0) {
+        m_s[warp][g] = st.m[0], m_s[warp][g + 8] = st.m[1];
+        l_s[warp][g] = st.l[0], l_s[warp][g + 8] = st.l[1];
+    }
+    __syncthreads();
+    float *red = reinterpret_cast<float *>(smem + kQBytes);  // [kWarps][16][kHD]
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = g + 8 * r;
+        float M = -INFINITY;
+        for (int w = 0; w < kWarps; w++) M = fmaxf(M, m_s[w][row]);
+        float f = st.m[r] == -INFINITY ? 0.0f : exp2f(st.m[r] - M);
+        float *dst = red + (warp * 16 + row) * kHD + (lane % 4) * 2;
+#pragma unroll
+        for (int dn = 0; dn < kHD / 8; dn++) {
+            dst[dn * 8] = st.o[dn][2 * r] * f;
+            dst[dn * 8 + 1] = st.o[dn][2 * r + 1] * f;
+        }
+    }
+    __syncthreads();
+    for (int i = tid; i < G * kHD; i += kThreads) {
+        int row = i / kHD, d = i % kHD, h = kvh * G + row;
+        float M = -INFINITY, L = 0, acc = 0;
+        for (int w = 0; w < kWarps; w++) M = fmaxf(M, m_s[w][row]);
+        for (int w = 0; w < kWarps; w++) {
+            if (m_s[w][row] == -INFINITY) continue;
+            L += l_s[w][row] * exp2f(m_s[w][row] - M);
+            acc += red[(w * 16 + row) * kHD + d];
+        }
+        float o = L > 0 ? acc / L : 0.0f;
+        if (p.n_split == 1) {
+            uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh;
+            out[d] = to_elem<BF16>(o);
+        } else {
+            int64_t ws = ((int64_t)b * p.H + h) * p.n_split + split;
+            p.o_part[ws * kHD + d] = o;
+            if (d == 0) p.lse_part[ws] = L > 0 ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;
+        }
+    }
+}
+
+template <bool BF16>
+__global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeParams p) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int G = p.H / p.HKV, len = p.cache_len[b];
+    const uint16_t *qg = (const uint16_t *)p.q + b * p.q_sb + (int64_t)kvh * G * p.q_sh;
+    const uint16_t *kb = (const uint16_t *)p.k + b * p.k_sb + kvh * p.k_sh;
+    const uint16_t *vb = (const uint16_t *)p.v + b * p.v_sb + kvh * p.v_sh;
+    const int32_t *list = p.block_idx ? p.block_idx + b * p.idx_sb + kvh * p.idx_sh : nullptr;
+    const int n_tiles = list ? count_selected(list, p.max_sel) : (len + kBlk - 1) / kBlk;
+    int t0, t1;
+    decode_split_range(n_tiles, p.n_split, split, &t0, &t1);
+    const int n = t1 - t0;
+
+    const uint32_t qs = smem_addr(smem), ring = qs + kQBytes;
+    for (int c = tid; c < 16 * kChunks; c += kThreads) {
+        int r = c / kChunks, ch = c % kChunks;
+        uint4 val = make_uint4(0, 0, 0, 0);
+        if (r < G) val = *reinterpret_cast<const uint4 *>(qg + r * p.q_sh + ch * 8);
+        *reinterpret_cast<uint4 *>(smem + swz(r, ch)) = val;
+    }
+    for (int i = 0; i < kStages - 1; i++) {
+        if (i < n) {
+            uint32_t ks = ring + i * 2 * kTileBytes;
+            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st, list ? list[t0 + i] : t0 + i,
+                      len, tid);
+        }
+        cp_async_commit();
+    }
+    __syncthreads();
+    uint32_t qf[kHD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kHD / 16; kk++)
+        ldsm_x4(qf[kk], qs + swz((lane % 8) + ((lane / 8) & 1) * 8, 2 * kk + lane / 16));
+
+    WarpState st;
+#pragma unroll
+    for (int dn = 0; dn < kHD / 8; dn++) st.o[dn][0] = st.o[dn][1] = st.o[dn][2] = st.o[dn][3] = 0;
+    st.m[0] = st.m[1] = -INFINITY;
+    st.l[0] = st.l[1] = 0;
+    const float sc2 = p.scale * 1.4426950408889634f;
+    for (int i = 0; i < n; i++) {
+        cp_async_wait<kStages - 2>();
+        __syncthreads();
+        int nx = i + kStages - 1;
+        if (nx < n) {
+            uint32_t ks = ring + (nx % kStages) * 2 * kTileBytes;
+            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st, list ? list[t0 + nx] : t0 + nx,
+                      len, tid);
+        }
+        cp_async_commit();
+        uint32_t ks = ring + (i % kStages) * 2 * kTileBytes;
+        int blk = list ? list[t0 + i] : t0 + i;
+        tile_compute<BF16>(st, qf, ks, ks + kTileBytes, blk * kBlk + warp * 16, len, sc2, lane);
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    merge_and_store<BF16>(p, st, smem, b, kvh, split, G, warp, lane, tid);
+}
+
+// out[b, h] = sum_s w_s o_part[b, h, s] / sum_s w_s, w_s = exp(lse_s - max); all -inf gives 0.
+template <bool BF16>
+__global__ void decode_combine_kernel(const DecodeParams p) {
+    extern __shared__ float w_s[];  // [n_split]
+    const int bh = blockIdx.x, b = bh / p.H, h = bh % p.H, S = p.n_split;
+    const float *lse = p.lse_part + (int64_t)bh * S;
+    float M = -INFINITY;
+    for (int s = 0; s < S; s++) M = fmaxf(M, lse[s]);
+    for (int s = threadIdx.x; s < S; s += blockDim.x)
+        w_s[s] = M == -INFINITY ? 0.0f : __expf(lse[s] - M);
+    __syncthreads();
+    uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh;
+    for (int d = threadIdx.x; d < p.HD; d += blockDim.x) {
+        float num = 0, den = 0;
+        for (int s = 0; s < S; s++) {
+            num += w_s[s] * p.o_part[((int64_t)bh * S + s) * p.HD + d];
+            den += w_s[s];
+        }
+        out[d] = to_elem<BF16>(den > 0 ? num / den : 0.0f);
+    }
+}
+
+int set_smem_once(SeerErr *err) {
+    static int done = 0;
+    if (done) return 0;
+    cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<true>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(decode_split_kernel<false>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (e != cudaSuccess)
+        return seer_fail(err, "decode.cu: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
+    done = 1;
+    return 0;
+}
+
+bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15) == 0; }
+
+}  // namespace
+
+extern "C" int decode_ctas_per_sm_cuda(SeerDType dtype) {
+    SeerErr err;
+    int n = 0;
+    if (set_smem_once(&err)) return 1;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+        &n, dtype == SEER_F16 ? decode_split_kernel<false> : decode_split_kernel<true>, kThreads,
+        kSmem);
+    return n > 0 ? n : 1;
+}
+
+extern "C" int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype) {
+    int dev = 0, n_sm = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
+    return decode_num_splits(B * HKV, max_tiles, n_sm, decode_ctas_per_sm_cuda(dtype), 4, 64);
+}
+
+extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err) {
+    if (p->HD != kHD) return seer_fail(err, "decode.cu: the GPU kernel needs HD %d, got %d", kHD, p->HD);
+    if (p->HKV <= 0 || p->H % p->HKV)
+        return seer_fail(err, "decode.cu: H %d is not a multiple of HKV %d", p->H, p->HKV);
+    if (p->H / p->HKV > 16)
+        return seer_fail(err, "decode.cu: the GPU kernel handles G <= 16 query heads per KV head, got %d",
+                         p->H / p->HKV);
+    if (p->dtype != SEER_BF16 && p->dtype != SEER_F16)
+        return seer_fail(err, "decode.cu: the GPU kernel needs BF16 or F16, got %s", dtype_name(p->dtype));
+    if (p->n_split < 1 || (p->n_split > 1 && (!p->o_part || !p->lse_part)))
+        return seer_fail(err, "decode.cu: n_split %d without a workspace", p->n_split);
+    if (!aligned16(p->q) || !aligned16(p->k) || !aligned16(p->v) ||
+        (p->q_sb | p->q_sh | p->k_sb | p->k_sh | p->k_st | p->v_sb | p->v_sh | p->v_st) % 8)
+        return seer_fail(err, "decode.cu: q/k/v rows must be 16-byte aligned (strides multiples of 8)");
+    if (set_smem_once(err)) return -1;
+    cudaStream_t s = (cudaStream_t)stream;
+    dim3 grid(p->n_split, p->HKV, p->B);
+    if (p->dtype == SEER_BF16) decode_split_kernel<true><<<grid, kThreads, kSmem, s>>>(*p);
+    else decode_split_kernel<false><<<grid, kThreads, kSmem, s>>>(*p);
+    if (p->n_split > 1) {
+        size_t sm = sizeof(float) * p->n_split;
+        if (p->dtype == SEER_BF16) decode_combine_kernel<true><<<p->B * p->H, kHD, sm, s>>>(*p);
+        else decode_combine_kernel<false><<<p->B * p->H, kHD, sm, s>>>(*p);
+    }
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return seer_fail(err, "decode.cu: kernel launch: %s", cudaGetErrorString(e));
+    return 0;
+}

@@ -1,0 +1,119 @@
+// decode.h: split-KV GQA flash decoding, dense and block-sparse (SPEC.md section 4 step 4).
+//
+// One decode step: every sequence b has one query token (H heads) and cache_len[b] cached
+// tokens. Query head h reads KV head h / G (G = H / HKV). The work is cut into programs
+// (sequence, KV head, split); a program reads each of its K/V tiles (one 64-token block) once
+// for all G query heads and writes a partial output + log-sum-exp; a combine step merges the
+// splits. A split that saw no token writes lse = -inf and weighs nothing in the combine.
+//
+// Cache layout (docs/KERNELS.md): K, V: [B, HKV, Tmax, HD], any int64 strides with a unit
+// stride along HD. Positions >= cache_len[b] are never read as data (the GPU loads zeros there),
+// so the unused tail of the cache may hold anything, NaN included.
+//
+// Block-sparse: block_idx [B, HKV, max_sel] int32 lists, per (sequence, KV head), the 64-token
+// blocks to attend, sorted strictly descending and padded with -1 (the release's layout). The
+// work is split over the selected blocks, not over all blocks. Tokens past cache_len[b] inside a
+// selected (partial, current) block are masked.
+#pragma once
+#include <stdint.h>
+
+#include "common/common.h"
+#include "common/tensor.h"
+
+typedef struct {
+    const void *q;             // [B, H, HD] post-RoPE query of the current token (dtype)
+    const void *k;             // [B, HKV, Tmax, HD] post-RoPE keys (dtype)
+    const void *v;             // [B, HKV, Tmax, HD] values (dtype)
+    void *out;                 // [B, H, HD] attention output (dtype)
+    const int32_t *cache_len;  // [B] valid tokens per sequence, 0 <= len <= Tmax
+    const int32_t *block_idx;  // [B, HKV, max_sel] selected blocks; NULL = dense
+    float *o_part;             // [B, H, n_split, HD] workspace: per-split normalised outputs
+    float *lse_part;           // [B, H, n_split] workspace: per-split natural-log LSE
+    int64_t q_sb, q_sh;        // strides in elements (unit stride along HD everywhere)
+    int64_t k_sb, k_sh, k_st;
+    int64_t v_sb, v_sh, v_st;
+    int64_t o_sb, o_sh;
+    int64_t idx_sb, idx_sh;    // block_idx strides (unit stride along max_sel)
+    int B, H, HKV, HD, Tmax;
+    int max_sel;               // entries per block list (0 when dense)
+    int n_split;               // splits per (sequence, KV head), >= 1
+    float scale;               // softmax scale, normally 1/sqrt(HD)
+    SeerDType dtype;           // of q, k, v, out: SEER_BF16 or SEER_F16 (CPU also SEER_F32)
+} DecodeParams;
+
+// Fills a DecodeParams for contiguous q/out [B, H, HD], K/V [B, HKV, Tmax, HD] and block_idx
+// [B, HKV, max_sel] (block_idx may be NULL: dense, max_sel ignored). scale = 1/sqrt(HD),
+// n_split = 1, workspace pointers NULL: the caller sets n_split, o_part and lse_part.
+DecodeParams decode_params_contiguous(const void *q, const void *k, const void *v, void *out,
+                                      const int32_t *cache_len, const int32_t *block_idx,
+                                      int B, int H, int HKV, int HD, int Tmax, int max_sel,
+                                      SeerDType dtype);
+
+// Number of splits per (sequence, KV head): the smallest count whose wave efficiency
+// (programs / (waves * slots)) reaches 0.9, or else the most efficient count, each split keeping
+// at least min_tiles tiles (64-token blocks), at most max_splits. pairs = B * HKV; tiles = the
+// largest tile count of one pair (blocks of the longest cache, or selected blocks); slots =
+// n_sm * ctas_per_sm. Edge cases: pairs, tiles or slots <= 0 give 1.
+//
+// Worked example (H100: 132 SMs, 2 programs per SM, 264 slots; min_tiles 4, max_splits 64):
+//   batch 16, 8 KV heads, 32k cache: pairs 128, tiles 512. 1 split fills 128/264 = 0.48 of one
+//   wave, 2 splits 256/264 = 0.97: 2 (one wave of 256 programs, 256 tiles each).
+//   batch 1, 8 KV heads, 8k cache: pairs 8, tiles 128: 30 splits fill 240/264 = 0.91 (4-5 tiles
+//   each). One pair of a 1M-token cache never reaches 0.9: the best count, 64 (capped).
+int decode_num_splits(int pairs, int tiles, int n_sm, int ctas_per_sm, int min_tiles,
+                      int max_splits);
+
+#ifdef __CUDACC__
+#define DECODE_HOST_DEVICE __host__ __device__
+#else
+#define DECODE_HOST_DEVICE
+#endif
+
+// Tiles [*t0, *t1) of split s when n_tiles tiles are cut into n_split balanced splits
+// (sizes differ by at most one; a split is empty when n_tiles < n_split).
+DECODE_HOST_DEVICE static inline void decode_split_range(int n_tiles, int n_split, int s, int *t0, int *t1) {
+    *t0 = (int)((int64_t)s * n_tiles / n_split);
+    *t1 = (int)((int64_t)(s + 1) * n_tiles / n_split);
+}
+
+// Number of tiles of pair (b, kvh): ceil(len / 64) dense, the count of non-negative entries of
+// the block list when sparse. cache_len and block_idx must be host pointers here.
+int decode_pair_tiles(const DecodeParams *p, int b, int kvh);
+
+// Host-side validation of a launch: dimensions positive, H a multiple of HKV, dtype supported,
+// n_split >= 1, workspace present when n_split > 1 (always on the CPU path), strides not smaller
+// than the rows they step over, every cache_len in [0, Tmax], and, when sparse, every list
+// strictly descending, each entry in [0, ceil(cache_len/64)) or -1, and -1 only as padding at
+// the end. cache_len_host / block_idx_host are host copies of p->cache_len / p->block_idx
+// (block_idx_host NULL when dense). Returns 0, or -1 with one line in err naming the bad entry.
+int decode_validate(const DecodeParams *p, const int32_t *cache_len_host,
+                    const int32_t *block_idx_host, SeerErr *err);
+
+// CPU reference of the split step: writes o_part and lse_part for every (b, h, split) exactly as
+// the GPU does (fp32 math on the dtype's values). Pointers are host pointers; input validated.
+void decode_split_cpu(const DecodeParams *p);
+
+// CPU reference of the combine step: out[b, h] = sum_s w_s o_part[b, h, s] with w_s =
+// exp(lse_s - max lse) / sum; all splits empty (every lse -inf) gives 0.
+void decode_combine_cpu(const DecodeParams *p);
+
+// decode_split_cpu then decode_combine_cpu (needs the workspace even for one split).
+void decode_attention_cpu(const DecodeParams *p);
+
+// Naive reference: softmax over every token t < cache_len[b] whose block is selected (all when
+// dense), in double, no splits. out_f32: [B, H, HD]. Rows with no allowed token are 0.
+void decode_reference_cpu(float *out_f32, const DecodeParams *p);
+
+#ifdef SEER_CUDA
+// Programs of the GPU split kernel that fit one SM at once for this dtype (for the heuristic).
+int decode_ctas_per_sm_cuda(SeerDType dtype);
+
+// decode_num_splits with the current device's SM count and occupancy.
+int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype);
+
+// Runs the GPU split kernel (and the combine kernel when n_split > 1) on `stream` (a
+// cudaStream_t, NULL = default). All pointers are device pointers. The GPU kernel needs HD = 128,
+// G <= 16, dtype BF16 or F16, 16-byte aligned rows; anything else returns -1 with a message.
+// The input is trusted (call decode_validate on host copies first: the bench always does).
+int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err);
+#endif

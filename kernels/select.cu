@@ -1,0 +1,517 @@
+// select.cu: GPU twins of select.h. One program per (KV head, sequence) for the selections, one
+// per (block, KV head, sequence) for the oracle's block statistics.
+//
+// Top-k in a program: scores live in shared memory; the k-th largest is found bit by bit on the
+// order-preserving uint32 image of the floats (32 rounds of __syncthreads_count), keys above it
+// are taken, ties at it go to the lowest block indices (as select_blocks_cpu). The list is then
+// written in descending block order with warp ballots.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+
+extern "C" {
+#include "kernels/select.h"
+}
+
+namespace {
+
+constexpr int kHD = 128, kDG = 128, kMaxNB = 4096, kMaxG = 16;
+constexpr int kSelThreads = 512, kSelWarps = kSelThreads / 32;
+constexpr int kSlots = kMaxNB / kSelThreads;  // keys per thread in the top-k search
+constexpr int kChunkRows = 256;               // kcomp rows per cp.async chunk (64 KB)
+
+template <bool BF16>
+__device__ __forceinline__ float ld(const uint16_t *p, int64_t i) {
+    uint16_t u = p[i];
+    if (BF16) return __uint_as_float((uint32_t)u << 16);
+    return __half2float(__ushort_as_half(u));
+}
+
+template <bool BF16>
+__device__ __forceinline__ uint16_t to_elem(float x) {
+    if (BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+    return __half_as_ushort(__float2half_rn(x));
+}
+
+__device__ __forceinline__ uint32_t ord_key(float f) {
+    uint32_t u = __float_as_uint(f);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ float warp_sum(float x) {
+    for (int o = 16; o; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+    for (int o = 16; o; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+// Block-wide sum / max over all threads; red: shared [32]. Every thread gets the result.
+__device__ float block_sum(float x, float *red) {
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    x = warp_sum(x);
+    __syncthreads();
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    float t = 0;
+    for (int w = 0; w < nw; w++) t += red[w];
+    return t;
+}
+__device__ float block_max(float x, float *red) {
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    x = warp_max(x);
+    __syncthreads();
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int w = 0; w < nw; w++) t = fmaxf(t, red[w]);
+    return t;
+}
+
+// Sets flags[j] for the k largest key[0..n-1] (ties: lowest j), all j when n <= k. Never clears
+// a flag. All kSelThreads threads call it; n <= kMaxNB.
+__device__ void flag_topk(const float *key, int n, int k, unsigned char *flags) {
+    const int tid = threadIdx.x;
+    if (n <= k) {
+        for (int j = tid; j < n; j += kSelThreads) flags[j] = 1;
+        __syncthreads();
+        return;
+    }
+    uint32_t kr[kSlots];
+    const int slots = (n + kSelThreads - 1) / kSelThreads;
+#pragma unroll
+    for (int r = 0; r < kSlots; r++) {
+        int j = r * kSelThreads + tid;
+        kr[r] = (r < slots && j < n) ? ord_key(key[j]) : 0u;  // 0: below every real key image
+    }
+    uint32_t T = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        uint32_t cand = T | (1u << bit);
+        int cnt = 0;
+#pragma unroll
+        for (int r = 0; r < kSlots; r++)
+            if (r < slots) cnt += __syncthreads_count(kr[r] >= cand);
+        if (cnt >= k) T = cand;
+    }
+    int ge = 0;
+#pragma unroll
+    for (int r = 0; r < kSlots; r++)
+        if (r < slots) {
+            ge += __syncthreads_count(kr[r] >= T);
+            int j = r * kSelThreads + tid;
+            if (j < n && kr[r] > T) flags[j] = 1;
+        }
+    if (ge == k) {
+#pragma unroll
+        for (int r = 0; r < kSlots; r++)
+            if (r < slots && r * kSelThreads + tid < n && kr[r] == T) flags[r * kSelThreads + tid] = 1;
+    } else if (tid == 0) {  // ties straddle the k-th place: lowest indices first
+        int gt = 0;
+        for (int j = 0; j < n; j++) gt += ord_key(key[j]) > T;
+        for (int j = 0, need = k - gt; j < n && need > 0; j++)
+            if (ord_key(key[j]) == T) flags[j] = 1, need--;
+    }
+    __syncthreads();
+}
+
+// Writes the flagged blocks of flags[0..nb-1] into list [max_sel], descending, -1 padded.
+__device__ void write_list(int32_t *list, int max_sel, const unsigned char *flags, int nb,
+                           int *warp_tot) {
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    int base = 0;
+    for (int r0 = 0; r0 < nb; r0 += kSelThreads) {
+        int i = r0 + tid, j = nb - 1 - i;
+        bool f = i < nb && flags[j];
+        unsigned bal = __ballot_sync(0xffffffffu, f);
+        int pre = __popc(bal & ((1u << lane) - 1));
+        if (lane == 0) warp_tot[warp] = __popc(bal);
+        __syncthreads();
+        int off = 0, tot = 0;
+        for (int w = 0; w < kSelWarps; w++) off += w < warp ? warp_tot[w] : 0, tot += warp_tot[w];
+        if (f && base + off + pre < max_sel) list[base + off + pre] = j;
+        base += tot;
+        __syncthreads();
+    }
+    for (int i = base + tid; i < max_sel; i += kSelThreads) list[i] = -1;
+}
+
+// y[0..127] (shared) = RoPE(rmsnorm(y) * w, pos); called by all threads, threads < 128 work.
+__device__ void norm_rope(float *y, const float *w, int pos, float theta, float *red) {
+    const int tid = threadIdx.x;
+    float v = tid < kDG ? y[tid] : 0.0f;
+    float ss = block_sum(v * v, red);
+    float r = rsqrtf(ss / kDG + 1e-6f);
+    if (tid < kDG) y[tid] = v * r * w[tid];
+    __syncthreads();
+    if (tid < kDG / 2) {
+        float inv = (float)(1.0 / pow((double)theta, (double)(2 * tid) / kDG));
+        float ang = (float)pos * inv;
+        float cs = (float)cos((double)ang), sn = (float)sin((double)ang);
+        float a = y[tid], b = y[tid + kDG / 2];
+        y[tid] = a * cs - b * sn;
+        y[tid + kDG / 2] = b * cs + a * sn;
+    }
+    __syncthreads();
+}
+
+// y[0..127] (shared) = x[0..n_in-1] (shared) @ w [n_in, 128] (bf16); part: shared [nt/64][128].
+__device__ void matvec_bf16(float *y, const float *x, const uint16_t *w, int n_in, float *part) {
+    const int tid = threadIdx.x, cp = tid % 64, rg = tid / 64, ng = blockDim.x / 64;
+    float a0 = 0, a1 = 0;
+    const uint32_t *w2 = reinterpret_cast<const uint32_t *>(w);
+    for (int r = rg; r < n_in; r += ng) {
+        uint32_t u = __ldg(w2 + r * (kDG / 2) + cp);
+        a0 += x[r] * __uint_as_float(u << 16);
+        a1 += x[r] * __uint_as_float(u & 0xffff0000u);
+    }
+    part[rg * kDG + 2 * cp] = a0;
+    part[rg * kDG + 2 * cp + 1] = a1;
+    __syncthreads();
+    if (tid < kDG) {
+        float s = 0;
+        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
+        y[tid] = s;
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                     (uint32_t)__cvta_generic_to_shared(dst)),
+                 "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+// ---- K-compression update --------------------------------------------------------------------
+
+template <bool BF16>
+__global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const int32_t *block,
+                                    const uint16_t *wk, const float *knorm, SelectConfig c) {
+    __shared__ float kc[3 * kHD], y[kDG], part[4 * kDG], red[32];
+    const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, j = block[b];
+    if (j < 0) return;
+    const int64_t pair = (int64_t)b * c.HKV + kvh;
+    if (tid < kHD) {
+        const uint16_t *keys = kraw + pair * SEER_BLOCK * kHD;
+        float mx = -INFINITY, mn = INFINITY, sum = 0;
+        for (int i = 0; i < SEER_BLOCK; i++) {
+            float x = ld<BF16>(keys, i * kHD + tid);
+            mx = fmaxf(mx, x), mn = fminf(mn, x), sum += x;
+        }
+        kc[tid] = mx, kc[kHD + tid] = mn, kc[2 * kHD + tid] = sum / SEER_BLOCK;
+    }
+    __syncthreads();
+    matvec_bf16(y, kc, wk + (int64_t)kvh * 3 * kHD * kDG, 3 * kHD, part);
+    norm_rope(y, knorm, j * SEER_BLOCK + (c.rope_last ? SEER_BLOCK - 1 : 0), c.rope_theta, red);
+    if (tid < kDG) kcomp[(pair * c.nb_max + j) * kDG + tid] = to_elem<BF16>(y[tid]);
+}
+
+// ---- gate: query projection + scores + selection ----------------------------------------------
+
+struct GateSmem {
+    uint16_t kbuf[2][kChunkRows * kDG];  // kcomp rows, double-buffered (128 KB)
+    float x[kMaxG * kHD];                // the group's pre-RoPE query heads
+    float part[8 * kDG];
+    float qg[kDG];
+    float key[kMaxNB];                   // scores of the candidates, then probabilities
+    unsigned char flags[kMaxNB];
+    float red[32];
+    int warp_tot[32];
+};
+
+__device__ void issue_chunk(uint16_t *dst, const uint16_t *src, int row0, int n_rows) {
+    int rows = n_rows - row0;
+    if (rows > kChunkRows) rows = kChunkRows;
+    for (int i = threadIdx.x; i < rows * (kDG / 8); i += kSelThreads)
+        cp_async16(dst + i * 8, src + (int64_t)row0 * kDG + i * 8);
+    cp_async_commit();
+}
+
+template <bool BF16>
+__global__ void __launch_bounds__(kSelThreads, 1)
+    gate_select_kernel(int32_t *idx, const uint16_t *q_nope, const uint16_t *kcomp,
+                       const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
+                       SelectConfig c) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    GateSmem &sm = *reinterpret_cast<GateSmem *>(smem_raw);
+    const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int len = cache_len[b], G = c.G;
+    const int64_t pair = (int64_t)b * c.HKV + kvh;
+    int32_t *list = idx + pair * c.max_sel;
+    if (len <= 0) {
+        for (int i = tid; i < c.max_sel; i += kSelThreads) list[i] = -1;
+        return;
+    }
+    const int n_cand = len / SEER_BLOCK, cur = (len - 1) / SEER_BLOCK;
+    const uint16_t *kc = kcomp + pair * c.nb_max * kDG;
+    issue_chunk(sm.kbuf[0], kc, 0, n_cand);  // HBM reads overlap the query projection
+    issue_chunk(sm.kbuf[1], kc, kChunkRows, n_cand);
+    for (int i = tid; i < G * kHD; i += kSelThreads) sm.x[i] = ld<BF16>(q_nope + pair * G * kHD, i);
+    for (int j = tid; j <= cur; j += kSelThreads) sm.flags[j] = 0;
+    __syncthreads();
+    matvec_bf16(sm.qg, sm.x, wq + (int64_t)kvh * G * kHD * kDG, G * kHD, sm.part);
+    norm_rope(sm.qg, qnorm, len - 1, c.rope_theta, sm.red);
+    float q4[4];
+    for (int e = 0; e < 4; e++) q4[e] = sm.qg[lane * 4 + e];
+    const float inv = rsqrtf((float)kDG);
+    for (int ch = 0; ch * kChunkRows < n_cand; ch++) {
+        cp_async_wait1();
+        __syncthreads();
+        const uint16_t *buf = sm.kbuf[ch % 2];
+        int rows = min(kChunkRows, n_cand - ch * kChunkRows);
+        for (int r = warp; r < rows; r += kSelWarps) {
+            uint2 u = *reinterpret_cast<const uint2 *>(buf + r * kDG + lane * 4);
+            uint16_t e4[4] = {(uint16_t)(u.x & 0xffff), (uint16_t)(u.x >> 16),
+                              (uint16_t)(u.y & 0xffff), (uint16_t)(u.y >> 16)};
+            float s = 0;
+            for (int e = 0; e < 4; e++) s += q4[e] * ld<BF16>(e4, e);
+            s = warp_sum(s);
+            if (lane == 0) sm.key[ch * kChunkRows + r] = s * inv;
+        }
+        __syncthreads();
+        issue_chunk(sm.kbuf[ch % 2], kc, (ch + 2) * kChunkRows, n_cand);
+    }
+    const int k = c.budget / SEER_BLOCK;
+    if (k > 0) {
+        flag_topk(sm.key, n_cand, k, sm.flags);
+    } else if (n_cand > 0) {
+        float mx = -INFINITY, sum = 0;
+        for (int j = tid; j < n_cand; j += kSelThreads) mx = fmaxf(mx, sm.key[j]);
+        mx = block_max(mx, sm.red);
+        for (int j = tid; j < n_cand; j += kSelThreads) sum += __expf(sm.key[j] - mx);
+        sum = block_sum(sum, sm.red);
+        for (int j = tid; j < n_cand; j += kSelThreads)
+            if (__expf(sm.key[j] - mx) / sum > c.threshold) sm.flags[j] = 1;
+    }
+    __syncthreads();
+    if (tid == 0) sm.flags[0] = 1, sm.flags[cur] = 1;
+    __syncthreads();
+    write_list(list, c.max_sel, sm.flags, cur + 1, sm.warp_tot);
+}
+
+// ---- oracle ----------------------------------------------------------------------------------
+
+// ws[b, kvh, g, j] = (max logit, sum exp(logit - max)) over block j's valid tokens.
+template <bool BF16>
+__global__ void oracle_block_kernel(float *ws, const uint16_t *q, const uint16_t *k, int Tmax,
+                                    const int32_t *cache_len, SelectConfig c) {
+    __shared__ float logit[kMaxG][SEER_BLOCK];
+    const int j = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+    const int len = cache_len[b], G = c.G, t0 = j * SEER_BLOCK;
+    if (t0 >= len) return;
+    const int64_t pair = (int64_t)b * c.HKV + kvh;
+    const float scale = rsqrtf((float)kHD);
+    for (int i = tid; i < G * SEER_BLOCK; i += blockDim.x) {
+        int g = i / SEER_BLOCK, t = i % SEER_BLOCK;
+        float x = -INFINITY;
+        if (t0 + t < len) {
+            const uint16_t *qr = q + (pair * G + g) * kHD, *kr = k + (pair * Tmax + t0 + t) * kHD;
+            x = 0;
+            for (int d = 0; d < kHD; d++) x += ld<BF16>(qr, d) * ld<BF16>(kr, d);
+            x *= scale;
+        }
+        logit[g][t] = x;
+    }
+    __syncthreads();
+    const int warp = tid / 32, lane = tid % 32;
+    for (int g = warp; g < G; g += blockDim.x / 32) {
+        float a = logit[g][lane], bb = logit[g][lane + 32];
+        float mx = warp_max(fmaxf(a, bb));
+        float se = warp_sum(__expf(a - mx) + __expf(bb - mx));
+        if (lane == 0) {
+            float *o = ws + ((pair * G + g) * c.nb_max + j) * 2;
+            o[0] = mx, o[1] = se;
+        }
+    }
+}
+
+__global__ void __launch_bounds__(kSelThreads, 1)
+    oracle_select_kernel(int32_t *idx, const float *ws, const int32_t *cache_len, SelectConfig c) {
+    __shared__ float key[kMaxNB], red[32];
+    __shared__ unsigned char flags[kMaxNB];
+    __shared__ int warp_tot[32];
+    const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
+    const int64_t pair = (int64_t)b * c.HKV + kvh;
+    const int nb = (cache_len[b] + SEER_BLOCK - 1) / SEER_BLOCK;
+    for (int j = tid; j < nb; j += kSelThreads) key[j] = 0, flags[j] = 0;
+    for (int g = 0; g < c.G; g++) {
+        const float *w = ws + (pair * c.G + g) * c.nb_max * 2;
+        float mx = -INFINITY, sum = 0;
+        for (int j = tid; j < nb; j += kSelThreads) mx = fmaxf(mx, w[2 * j]);
+        mx = block_max(mx, red);
+        for (int j = tid; j < nb; j += kSelThreads) sum += w[2 * j + 1] * __expf(w[2 * j] - mx);
+        sum = block_sum(sum, red);
+        for (int j = tid; j < nb; j += kSelThreads)
+            key[j] = fmaxf(key[j], __expf(w[2 * j] - mx) / sum);
+    }
+    float tot = 0;
+    for (int j = tid; j < nb; j += kSelThreads) tot += key[j];
+    tot = block_sum(tot, red);
+    for (int j = tid; j < nb; j += kSelThreads) key[j] = key[j] / (tot + 1e-9f);
+    __syncthreads();
+    const int k = c.budget / SEER_BLOCK;
+    if (k > 0) {
+        flag_topk(key, nb, k, flags);
+    } else {
+        for (int j = tid; j < nb; j += kSelThreads)
+            if (key[j] > c.threshold) flags[j] = 1;
+        __syncthreads();
+    }
+    write_list(idx + pair * c.max_sel, c.max_sel, flags, nb, warp_tot);
+}
+
+// ---- Quest -----------------------------------------------------------------------------------
+
+template <bool BF16>
+__global__ void quest_update_kernel(uint16_t *kmax, uint16_t *kmin, const uint16_t *k_new,
+                                    const int32_t *cache_len, SelectConfig c) {
+    const int kvh = blockIdx.x, b = blockIdx.y, d = threadIdx.x;
+    const int pos = cache_len[b] - 1, page = pos / SEER_BLOCK;
+    const int64_t pair = (int64_t)b * c.HKV + kvh, off = (pair * c.nb_max + page) * kHD + d;
+    uint16_t x = k_new[pair * kHD + d];
+    if (pos % SEER_BLOCK == 0) {
+        kmax[off] = x, kmin[off] = x;
+        return;
+    }
+    float xf = ld<BF16>(&x, 0);
+    if (xf > ld<BF16>(kmax, off)) kmax[off] = x;
+    if (xf < ld<BF16>(kmin, off)) kmin[off] = x;
+}
+
+template <bool BF16>
+__global__ void __launch_bounds__(kSelThreads, 1)
+    quest_select_kernel(int32_t *idx, const uint16_t *q, const uint16_t *kmax,
+                        const uint16_t *kmin, const int32_t *cache_len, SelectConfig c) {
+    __shared__ float key[kMaxNB];
+    __shared__ unsigned char flags[kMaxNB];
+    __shared__ int warp_tot[32];
+    const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int64_t pair = (int64_t)b * c.HKV + kvh;
+    const int np = (cache_len[b] + SEER_BLOCK - 1) / SEER_BLOCK;
+    const int kq = max(3, c.budget / SEER_BLOCK);
+    for (int j = tid; j < np; j += kSelThreads) flags[j] = 0;
+    for (int g = 0; g < c.G; g++) {
+        float q4[4];
+        for (int e = 0; e < 4; e++) q4[e] = ld<BF16>(q, (pair * c.G + g) * kHD + lane * 4 + e);
+        for (int j = warp; j < np; j += kSelWarps) {
+            int64_t off = (pair * c.nb_max + j) * kHD + lane * 4;
+            float s = 0;
+            for (int e = 0; e < 4; e++)
+                s += fmaxf(q4[e] * ld<BF16>(kmax, off + e), q4[e] * ld<BF16>(kmin, off + e));
+            s = warp_sum(s);
+            if (lane == 0) key[j] = s;
+        }
+        __syncthreads();
+        flag_topk(key, np, kq, flags);
+    }
+    write_list(idx + pair * c.max_sel, c.max_sel, flags, np, warp_tot);
+}
+
+int check_shapes(const SelectConfig *c, SeerDType dtype, SeerErr *err) {
+    if (c->HD != kHD || c->DG != kDG)
+        return seer_fail(err, "select.cu: the GPU kernels need HD = DG = 128 (HD %d DG %d)", c->HD, c->DG);
+    if (c->G < 1 || c->G > kMaxG)
+        return seer_fail(err, "select.cu: the GPU kernels handle 1 <= G <= %d, got %d", kMaxG, c->G);
+    if (c->nb_max > kMaxNB)
+        return seer_fail(err, "select.cu: nb_max %d exceeds %d blocks (%d tokens)", c->nb_max,
+                         kMaxNB, kMaxNB * SEER_BLOCK);
+    if (dtype != SEER_BF16 && dtype != SEER_F16)
+        return seer_fail(err, "select.cu: dtype must be BF16 or F16, got %s", dtype_name(dtype));
+    return 0;
+}
+
+int launched(const char *what, SeerErr *err) {
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return seer_fail(err, "select.cu: %s: %s", what, cudaGetErrorString(e));
+    return 0;
+}
+
+}  // namespace
+
+extern "C" int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block,
+                                        const uint16_t *wk, const float *knorm, SeerDType dtype,
+                                        const SelectConfig *c, void *stream, SeerErr *err) {
+    if (check_shapes(c, dtype, err)) return -1;
+    dim3 grid(c->HKV, c->B);
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == SEER_BF16)
+        kcomp_update_kernel<true><<<grid, 256, 0, s>>>((uint16_t *)kcomp, (const uint16_t *)kraw,
+                                                       block, wk, knorm, *c);
+    else
+        kcomp_update_kernel<false><<<grid, 256, 0, s>>>((uint16_t *)kcomp, (const uint16_t *)kraw,
+                                                        block, wk, knorm, *c);
+    return launched("kcomp_update_kernel", err);
+}
+
+extern "C" int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kcomp,
+                                const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
+                                SeerDType dtype, const SelectConfig *c, void *stream,
+                                SeerErr *err) {
+    if (check_shapes(c, dtype, err)) return -1;
+    static int attr_done = 0;
+    const int smem = (int)sizeof(GateSmem);
+    if (!attr_done) {
+        cudaFuncSetAttribute(gate_select_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        cudaFuncSetAttribute(gate_select_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        attr_done = 1;
+    }
+    dim3 grid(c->HKV, c->B);
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == SEER_BF16)
+        gate_select_kernel<true><<<grid, kSelThreads, smem, s>>>(
+            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c);
+    else
+        gate_select_kernel<false><<<grid, kSelThreads, smem, s>>>(
+            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c);
+    return launched("gate_select_kernel", err);
+}
+
+extern "C" int select_oracle_cuda(int32_t *idx, float *ws, const void *q, const void *k, int Tmax,
+                                  const int32_t *cache_len, SeerDType dtype,
+                                  const SelectConfig *c, void *stream, SeerErr *err) {
+    if (check_shapes(c, dtype, err)) return -1;
+    cudaStream_t s = (cudaStream_t)stream;
+    dim3 g1(c->nb_max, c->HKV, c->B);
+    if (dtype == SEER_BF16)
+        oracle_block_kernel<true><<<g1, 128, 0, s>>>(ws, (const uint16_t *)q, (const uint16_t *)k,
+                                                     Tmax, cache_len, *c);
+    else
+        oracle_block_kernel<false><<<g1, 128, 0, s>>>(ws, (const uint16_t *)q, (const uint16_t *)k,
+                                                      Tmax, cache_len, *c);
+    if (launched("oracle_block_kernel", err)) return -1;
+    oracle_select_kernel<<<dim3(c->HKV, c->B), kSelThreads, 0, s>>>(idx, ws, cache_len, *c);
+    return launched("oracle_select_kernel", err);
+}
+
+extern "C" int select_quest_update_cuda(void *kmax, void *kmin, const void *k_new,
+                                        const int32_t *cache_len, SeerDType dtype,
+                                        const SelectConfig *c, void *stream, SeerErr *err) {
+    if (check_shapes(c, dtype, err)) return -1;
+    dim3 grid(c->HKV, c->B);
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == SEER_BF16)
+        quest_update_kernel<true><<<grid, kHD, 0, s>>>((uint16_t *)kmax, (uint16_t *)kmin,
+                                                      (const uint16_t *)k_new, cache_len, *c);
+    else
+        quest_update_kernel<false><<<grid, kHD, 0, s>>>((uint16_t *)kmax, (uint16_t *)kmin,
+                                                       (const uint16_t *)k_new, cache_len, *c);
+    return launched("quest_update_kernel", err);
+}
+
+extern "C" int select_quest_cuda(int32_t *idx, const void *q, const void *kmax, const void *kmin,
+                                 const int32_t *cache_len, SeerDType dtype, const SelectConfig *c,
+                                 void *stream, SeerErr *err) {
+    if (check_shapes(c, dtype, err)) return -1;
+    dim3 grid(c->HKV, c->B);
+    cudaStream_t s = (cudaStream_t)stream;
+    if (dtype == SEER_BF16)
+        quest_select_kernel<true><<<grid, kSelThreads, 0, s>>>(
+            idx, (const uint16_t *)q, (const uint16_t *)kmax, (const uint16_t *)kmin, cache_len, *c);
+    else
+        quest_select_kernel<false><<<grid, kSelThreads, 0, s>>>(
+            idx, (const uint16_t *)q, (const uint16_t *)kmax, (const uint16_t *)kmin, cache_len, *c);
+    return launched("quest_select_kernel", err);
+}
