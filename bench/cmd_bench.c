@@ -6,10 +6,12 @@
 #include "common/commands.h"
 
 int bench_forward_main(int argc, char **argv);  // bench/bench_forward.c
+int bench_load_main(int argc, char **argv);     // bench/bench_load.c
 
 // One row per benchmark; each lives in bench/bench_<name>.c.
 static const BenchCommand benches[] = {
     {"forward", bench_forward_main, "prefill attention + gate target kernel (and forward) vs torch SDPA"},
+    {"load", bench_load_main, "checkpoint load (mmap + touch) vs read() of the same bytes, cold and warm"},
     {NULL, NULL, NULL},
 };
 
