@@ -12,6 +12,7 @@ typedef struct {
 
 static const Command commands[] = {
     {"bench", cmd_bench, "time kernels and passes against baselines (seer bench --help)"},
+    {"data", cmd_data, "JSONL traces to packed, shuffled HDF5 token shards for training"},
     {"forward", cmd_forward, "top next tokens of a Hugging Face model on token ids (CPU reference)"},
     {"tokenize", cmd_tokenize, "JSON lines of text or chat messages to token ids, and back (--decode)"},
     {"version", cmd_version, "print the version and the backends this binary was built with"},

@@ -6,3 +6,4 @@ int cmd_version(int argc, char **argv);  // common/cmd_version.c
 int cmd_bench(int argc, char **argv);    // bench/cmd_bench.c
 int cmd_forward(int argc, char **argv);  // model/cmd_forward.c
 int cmd_tokenize(int argc, char **argv);  // data/cmd_tokenize.c
+int cmd_data(int argc, char **argv);      // data/cmd_data.c

@@ -13,7 +13,7 @@
 #define SHARD_IDS_CHUNK (1 << 16)    // ids per HDF5 chunk (256 KiB before compression)
 #define SHARD_META_CHUNK (1 << 14)   // elements per HDF5 chunk of the small index datasets
 #define SHARD_FLUSH_IDS (1 << 22)    // the writer buffers this many ids between writes
-#define SHARD_DEFLATE_LEVEL 4
+#define SHARD_DEFLATE_LEVEL 1
 
 static const char *const skip_names[SHARD_SKIP_N] = {
     "malformed_json", "missing_field", "invalid_utf8", "empty", "too_long",
@@ -43,7 +43,7 @@ static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 // A 1-D dataset of n elements (extendible), chunked, byte-shuffled and deflated.
 static hid_t h5_create_1d(hid_t file, const char *name, hid_t type, int64_t n, int64_t chunk) {
     hsize_t dims = (hsize_t)n, maxdims = H5S_UNLIMITED;
-    hsize_t cdims = (hsize_t)(n < 1 ? 1 : n < chunk ? n : chunk);
+    hsize_t cdims = (hsize_t)(n > 0 && n < chunk ? n : chunk);  // n = 0: a dataset that grows
     hid_t space = H5Screate_simple(1, &dims, &maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 1, &cdims);
     H5Pset_shuffle(dcpl);

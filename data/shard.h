@@ -75,6 +75,7 @@ typedef struct {
     const int32_t *doc_lens;  // [n_docs], sum = n_tokens
 } ShardChunk;
 
+// The serial HDF5 library is not thread-safe: use readers and writers from one thread at a time.
 typedef struct ShardReader ShardReader;
 
 // Opens and validates a shard. expect_hash: the tokenizer hash the caller requires, or NULL to

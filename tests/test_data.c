@@ -1,20 +1,25 @@
 // test_data.c: packing, token shards (write, read, cursor, refusals) and `seer data` end to end.
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/commands.h"
+#include "data/jsonl.h"
 #include "data/pack.h"
 #include "data/shard.h"
+#include "data/tokenizer.h"
 #include "tests/test.h"
 
 static char tmpdir[64];
 
+// tmpdir/name in one of 64 rotating buffers (enough for every argv a test builds).
 static const char *tmp_path(const char *name) {
-    static char buf[4][256];
+    static char buf[64][256];
     static int k;
-    k = (k + 1) % 4;
+    k = (k + 1) % 64;
     snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
     return buf[k];
 }
@@ -313,6 +318,219 @@ static void test_shard_atomic(void) {
     CHECK(system(cmd) != 0);
 }
 
+// ---------------------------------------------------------------- seer data end to end
+
+static const char *testbed_tokenizer(void) {
+    return file_exists("data/testbed/model/tokenizer.json") ? "data/testbed/model/tokenizer.json"
+                                                            : "../shared/testbed/model/tokenizer.json";
+}
+
+// Runs `seer data` with stdout and stderr captured into tmpdir/out.txt; returns its exit status.
+static int run_data(char **argv) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    fflush(stdout);
+    fflush(stderr);
+    int o = dup(1), e = dup(2), fd = open(tmp_path("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int rc = cmd_data(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(fd);
+    close(o);
+    close(e);
+    return rc;
+}
+
+// The captured output of the last run_data (static buffer).
+static const char *run_output(void) {
+    static char buf[16384];
+    FILE *f = fopen(tmp_path("out.txt"), "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f) fclose(f);
+    return buf;
+}
+
+// Good rows (line numbers in comments) between bad ones; 30 "text" rows of varied length at the end.
+static const char *write_jsonl(const char *name) {
+    const char *path = tmp_path(name);
+    FILE *f = fopen(path, "w");
+    fputs("{\"answer\": \"4\", \"messages\": [{\"role\": \"user\", \"content\": \"What is 2+2?\"}, "
+          "{\"role\": \"assistant\", \"content\": \"<think>\\nadd\\n</think>\\n\\n4\"}]}\n", f);  // 1
+    fputs("\n", f);                                                                           // 2 blank
+    fputs("{\"problem\": \"Find x.\", \"solution\": \"x = 1\"}\n", f);                           // 3
+    fputs("{\"text\": \"plain text, no template\"}\n", f);                                     // 4
+    fputs("{\"messages\": [ broken\n", f);                                                    // 5 JSON
+    fputs("{\"problem\": \"no solution\"}\n", f);                                             // 6 field
+    fputs("{\"text\": \"\"}\n", f);                                                           // 7 empty
+    fputs("{\"text\": \"bad \xff byte\"}\n", f);                                              // 8 UTF-8
+    fputs("{\"messages\": [{\"role\": \"robot\", \"content\": \"beep\"}]}\n", f);              // 9 field
+    for (int i = 0; i < 30; i++) {                                                            // 10..39
+        fprintf(f, "{\"text\": \"row %d:", i);
+        for (int k = 0; k < 3 + (i * 37) % 60; k++) fprintf(f, " word%d", k);
+        fputs("\"}\n", f);
+    }
+    fclose(f);
+    return path;
+}
+
+// Expected token ids of every good row of the file, by rendering and encoding each line directly.
+static int expected_docs(const Tokenizer *tok, const char *path, int **ids, int *lens, int max) {
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int n = 0;
+    while ((got = getline(&line, &cap, f)) > 0 && n < max) {
+        char *text;
+        size_t len, icap = 0;
+        ShardSkip why;
+        SeerErr err;
+        if (jsonl_is_blank(line, (size_t)got) || jsonl_row_text(line, (size_t)got - 1, &text, &len, &why, &err))
+            continue;
+        ids[n] = NULL;
+        lens[n] = tokenizer_encode(tok, text, len, &ids[n], &icap, &err);
+        free(text);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    return n;
+}
+
+// Every document of the shard equals exactly one expected document (each used once).
+static void check_shard_docs(const char *path, const Tokenizer *tok, int **ids, int *lens, int n) {
+    SeerErr err;
+    ShardReader *r = shard_open(path, tokenizer_hash(tok), &err);
+    CHECK(r != NULL);
+    if (!r) { fprintf(stderr, "    %s\n", err.msg); return; }
+    CHECK(shard_n_docs(r) == n);
+    int *used = calloc((size_t)n, sizeof *used);
+    for (int64_t c = 0; c < shard_n_chunks(r); c++) {
+        ShardChunk ch;
+        CHECK(shard_read_chunk(r, c, &ch, &err) == 0);
+        int off = 0;
+        for (int d = 0; d < ch.n_docs; d++) {
+            int found = 0;
+            for (int e = 0; e < n && !found; e++)
+                if (!used[e] && lens[e] == ch.doc_lens[d] &&
+                    !memcmp(ids[e], ch.ids + off, (size_t)lens[e] * sizeof(int)))
+                    used[e] = found = 1;
+            CHECK(found);
+            off += ch.doc_lens[d];
+        }
+    }
+    for (int e = 0; e < n; e++) CHECK(used[e]);
+    free(used);
+    shard_close(r);
+}
+
+static void test_data_end_to_end(void) {
+    SeerErr err;
+    Tokenizer *tok = tokenizer_load(testbed_tokenizer(), &err);
+    CHECK(tok != NULL);
+    if (!tok) { fprintf(stderr, "    %s\n", err.msg); return; }
+    const char *in = write_jsonl("rows.jsonl"), *out = tmp_path("rows.h5");
+    char *argv[] = {"data", "--tokenizer", (char *)testbed_tokenizer(), "--input", (char *)in,
+                    "--out", (char *)out, "--max-len", "160", "--seed", "7", NULL};
+    CHECK(run_data(argv) == 0);
+    const char *log = run_output();
+    CHECK(strstr(log, "rows.jsonl:5: malformed JSON"));
+    CHECK(strstr(log, "rows.jsonl:6: missing field"));
+    CHECK(strstr(log, "rows.jsonl:7: empty document"));
+    CHECK(strstr(log, "rows.jsonl:8: invalid UTF-8"));
+    CHECK(strstr(log, "rows.jsonl:9: missing field"));
+    CHECK(!strstr(log, "rows.jsonl:2:"));  // a blank line is not a row
+    CHECK(strstr(log, "packing efficiency"));
+    int *ids[64], lens[64];
+    int n = expected_docs(tok, in, ids, lens, 64);
+    CHECK(n == 33);
+    // the raw "text" row decodes back to itself; the chat rows went through the template
+    size_t dl;
+    char *dec = tokenizer_decode(tok, ids[2], lens[2], &dl);
+    CHECK(!strcmp(dec, "plain text, no template"));
+    free(dec);
+    dec = tokenizer_decode(tok, ids[0], lens[0], &dl);
+    CHECK(!strncmp(dec, "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", 60));
+    free(dec);
+    int keep = 0;  // documents over --max-len 160 were skipped
+    for (int i = 0; i < n; i++) {
+        if (lens[i] > 160) { free(ids[i]); continue; }
+        ids[keep] = ids[i];
+        lens[keep++] = lens[i];
+    }
+    CHECK(keep < n && strstr(log, "too long"));
+    check_shard_docs(out, tok, ids, lens, keep);
+    for (int i = 0; i < keep; i++) free(ids[i]);
+    tokenizer_free(tok);
+}
+
+// Chunk order of a shard as a string of first ids, for comparing runs.
+static void shard_signature(const char *path, char *sig, size_t n) {
+    SeerErr err;
+    ShardReader *r = shard_open(path, NULL, &err);
+    sig[0] = 0;
+    if (!r) return;
+    for (int64_t c = 0; c < shard_n_chunks(r); c++) {
+        ShardChunk ch;
+        if (shard_read_chunk(r, c, &ch, &err)) break;
+        size_t l = strlen(sig);
+        snprintf(sig + l, n - l, "%d/%d/%d,", ch.n_tokens, ch.n_docs, ch.ids[ch.n_tokens - 1]);
+    }
+    shard_close(r);
+}
+
+static void test_data_deterministic(void) {
+    const char *in = write_jsonl("det.jsonl"), *tk = testbed_tokenizer();
+    char *a1[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
+                  (char *)tmp_path("d1.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
+                  "--threads", "1", NULL};
+    char *a2[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
+                  (char *)tmp_path("d2.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
+                  "--threads", "2", NULL};
+    char *a3[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
+                  (char *)tmp_path("d3.h5"), "--max-len", "100", "--long", "crop", "--seed", "4", NULL};
+    CHECK(run_data(a1) == 0 && run_data(a2) == 0 && run_data(a3) == 0);
+    CHECK(strstr(run_output(), "cropped"));
+    static char s1[8192], s2[8192], s3[8192];
+    shard_signature(tmp_path("d1.h5"), s1, sizeof s1);
+    shard_signature(tmp_path("d2.h5"), s2, sizeof s2);
+    shard_signature(tmp_path("d3.h5"), s3, sizeof s3);
+    CHECK(s1[0] && !strcmp(s1, s2));  // thread count does not matter
+    CHECK(strcmp(s1, s3) != 0);       // the seed does
+}
+
+static void test_data_failures(void) {
+    const char *in = write_jsonl("fail.jsonl"), *tk = testbed_tokenizer(), *out = tmp_path("fail.h5");
+    char *strict[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out", (char *)out,
+                      "--strict", NULL};
+    CHECK(run_data(strict) != 0 && strstr(run_output(), "fail.jsonl:5: malformed JSON"));
+    CHECK(!file_exists(out));
+    char *missing[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in,
+                       (char *)tmp_path("nope.jsonl"), "--out", (char *)out, NULL};
+    CHECK(run_data(missing) != 0 && strstr(run_output(), "nope.jsonl"));
+    char *badout[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
+                      (char *)tmp_path("no/dir/x.h5"), NULL};
+    CHECK(run_data(badout) != 0 && strstr(run_output(), "no/dir/x.h5"));
+    FILE *f = fopen(tmp_path("allbad.jsonl"), "w");
+    fputs("{oops\n[]\n", f);
+    fclose(f);
+    char *allbad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)tmp_path("allbad.jsonl"),
+                      "--out", (char *)out, NULL};
+    CHECK(run_data(allbad) != 0 && strstr(run_output(), "no documents"));
+    CHECK(!file_exists(out));
+    char *help[] = {"data", "--help", NULL}, *bad[] = {"data", "--max-len", "0", NULL};
+    CHECK(run_data(help) == 0 && strstr(run_output(), "usage: seer data"));
+    CHECK(run_data(bad) != 0);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
+    CHECK(system(cmd) != 0);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/seer_test_data_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -324,6 +542,9 @@ int main(void) {
     RUN(test_shard_cursor);
     RUN(test_shard_refusals);
     RUN(test_shard_atomic);
+    RUN(test_data_end_to_end);
+    RUN(test_data_deterministic);
+    RUN(test_data_failures);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) return 1;
