@@ -207,9 +207,11 @@ static int batch_collect(const DataOpts *o, int src, Row *rows, int n, DocStore 
                     skip_words[r->why], r->err.msg);
             return -1;
         }
-        if (c->bad_shown++ < DATA_SHOW_BAD)
+        if (c->bad_shown < DATA_SHOW_BAD) {
+            c->bad_shown++;
             fprintf(stderr, "seer: warning: %s:%lld: %s: %s (skipped)\n", o->inputs[src],
                     (long long)r->lineno, skip_words[r->why], r->err.msg);
+        }
     }
     return 0;
 }
@@ -244,6 +246,9 @@ static int data_tokenize_all(const DataOpts *o, const Tokenizer *tok, DocStore *
         fclose(f);
     }
     progress_finish(&p);
+    if (c->bad_total > c->bad_shown)
+        fprintf(stderr, "seer: warning: %lld more bad rows not shown\n",
+                (long long)(c->bad_total - c->bad_shown));
     for (int i = 0; i < DATA_BATCH_ROWS; i++) {
         free(rows[i].line);
         free(rows[i].ids);
@@ -286,9 +291,6 @@ static void data_summary(const DataOpts *o, const DocStore *s, const PackPlan *p
                          const DataCounts *c, double t_tok, double t_all) {
     int64_t skipped = 0;
     for (int k = 0; k < SHARD_SKIP_N; k++) skipped += c->skipped[k];
-    if (c->bad_total > c->bad_shown)
-        fprintf(stderr, "seer: warning: %lld more bad rows not shown\n",
-                (long long)(c->bad_total - c->bad_shown));
     printf("seer data: wrote %s\n", o->out);
     printf("  documents   %d from %d file(s)\n", s->n_docs, o->n_inputs);
     printf("  tokens      %lld\n", (long long)s->n_tokens);

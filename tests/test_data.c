@@ -523,6 +523,17 @@ static void test_data_failures(void) {
                       "--out", (char *)out, NULL};
     CHECK(run_data(allbad) != 0 && strstr(run_output(), "no documents"));
     CHECK(!file_exists(out));
+    f = fopen(tmp_path("manybad.jsonl"), "w");  // 13 bad rows: 10 shown, 3 only counted
+    for (int i = 0; i < 13; i++) fputs("{\"nothing\": 1}\n", f);
+    fputs("{\"text\": \"one good row\"}\n", f);
+    fclose(f);
+    char *manybad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)tmp_path("manybad.jsonl"),
+                       "--out", (char *)out, NULL};
+    CHECK(run_data(manybad) == 0);
+    const char *log = run_output();
+    CHECK(strstr(log, "manybad.jsonl:10: missing field") && !strstr(log, "manybad.jsonl:11:"));
+    CHECK(strstr(log, "3 more bad rows not shown") && strstr(log, "missing field 13"));
+    CHECK(file_exists(out));
     char *help[] = {"data", "--help", NULL}, *bad[] = {"data", "--max-len", "0", NULL};
     CHECK(run_data(help) == 0 && strstr(run_output(), "usage: seer data"));
     CHECK(run_data(bad) != 0);
