@@ -29,6 +29,7 @@ static void attention_row(const AttnArgs *a, int t0, int t, int h, float *p) {
     for (int i = 0; i < n; i++) {
         const float *kr = a->k + ((size_t)(t0 + i) * a->HKV + g) * HD;
         float s = 0;
+#pragma omp simd reduction(+ : s)
         for (int d = 0; d < HD; d++) s += qr[d] * kr[d];
         p[i] = s * scale;
         if (p[i] > mx) mx = p[i];
@@ -41,6 +42,7 @@ static void attention_row(const AttnArgs *a, int t0, int t, int h, float *p) {
     for (int i = 0; i < n; i++) {
         p[i] *= inv;
         const float *vr = a->v + ((size_t)(t0 + i) * a->HKV + g) * HD;
+#pragma omp simd
         for (int d = 0; d < HD; d++) o[d] += p[i] * vr[d];
     }
 }
