@@ -300,6 +300,7 @@ static int st_shard_index(SafetensorsSet *s, const char *dir, const char *name, 
 
 static int st_open_index(SafetensorsSet *s, SeerErr *err) {
     json_error_t jerr;
+    if (access(s->path, R_OK) != 0) return seer_fail(err, "%s: cannot open: %s", s->path, strerror(errno));
     json_t *root = json_load_file(s->path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) return seer_fail(err, "%s:%d: bad JSON: %s", s->path, jerr.line, jerr.text);
     json_t *map = json_object_get(root, "weight_map");

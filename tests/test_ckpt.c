@@ -202,6 +202,7 @@ static void test_st_index(void) {
     EXPECT_OPEN_FAIL("idx/escape.json", "'a'", "not a shard file name");
     write_text(tpath("idx/badjson.json"), "{\"weight_map\": {\"a\": }}");
     EXPECT_OPEN_FAIL("idx/badjson.json", "bad JSON");
+    EXPECT_OPEN_FAIL("idx/absent.json", "cannot open");
     write_text(tpath("idx/badshard.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"c\": \"junk.safetensors\"}}");
     write_text(tpath("idx/junk.safetensors"), "junk");
     EXPECT_OPEN_FAIL("idx/badshard.json", "junk.safetensors", "truncated");
