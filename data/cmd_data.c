@@ -222,7 +222,8 @@ static int data_tokenize_all(const DataOpts *o, const Tokenizer *tok, DocStore *
     Row *rows = xcalloc(DATA_BATCH_ROWS, sizeof *rows);
     Progress p;
     progress_start(&p, "tokenize", (total_bytes + 1023) >> 10, "KiB");
-    int64_t done = 0, rc = 0;
+    int64_t done = 0;
+    int rc = 0;
     for (int src = 0; src < o->n_inputs && !rc; src++) {
         FILE *f = fopen(o->inputs[src], "rb");
         if (!f) {
@@ -254,7 +255,7 @@ static int data_tokenize_all(const DataOpts *o, const Tokenizer *tok, DocStore *
         free(rows[i].ids);
     }
     free(rows);
-    return (int)rc;
+    return rc;
 }
 
 // ---------------------------------------------------------------- packing and writing
@@ -300,8 +301,8 @@ static void data_summary(const DataOpts *o, const DocStore *s, const PackPlan *p
     for (int k = 0; k < SHARD_SKIP_N; k++) printf(" %s %lld%s", skip_words[k], (long long)c->skipped[k],
                                                   k + 1 < SHARD_SKIP_N ? "," : "\n");
     if (c->cropped) printf("  cropped     %lld to %d tokens\n", (long long)c->cropped, o->max_len);
-    printf("  time        %.2f s (tokenise %.2f s: %.0f tokens/s on %d threads)\n", t_all, t_tok,
-           (double)s->n_tokens / (t_tok > 0 ? t_tok : 1e-9), omp_get_max_threads());
+    printf("  time        %.2f s (read + render + tokenise %.2f s: %.0f tokens/s on %d threads)\n",
+           t_all, t_tok, (double)s->n_tokens / (t_tok > 0 ? t_tok : 1e-9), omp_get_max_threads());
 }
 
 // Packs, shuffles, writes and publishes the shard; prints the summary.
