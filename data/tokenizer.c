@@ -164,9 +164,11 @@ static uint64_t hash_bytes(const char *p, size_t n) {
 }
 
 typedef struct {
-    int32_t *slot;  // [mask + 1] index into key/val, -1 when empty
+    int32_t *slot;   // [mask + 1] index into koff/klen/val, -1 when empty
     uint32_t mask;
-    char **key;      // [n] owned copies
+    char *arena;     // every key, NUL-terminated, back to back
+    size_t arena_n, arena_cap;
+    size_t *koff;    // [n] offset of each key in arena
     uint32_t *klen;  // [n]
     int32_t *val;    // [n]
     int n, cap;
@@ -179,26 +181,31 @@ static void strmap_init(StrMap *m, int expected) {
     memset(m->slot, 0xFF, size * sizeof *m->slot);
     m->mask = size - 1;
     m->cap = expected > 0 ? expected : 1;
-    m->key = xmalloc((size_t)m->cap * sizeof *m->key);
+    m->koff = xmalloc((size_t)m->cap * sizeof *m->koff);
     m->klen = xmalloc((size_t)m->cap * sizeof *m->klen);
     m->val = xmalloc((size_t)m->cap * sizeof *m->val);
+    m->arena_cap = (size_t)m->cap * 8 + 64;
+    m->arena = xmalloc(m->arena_cap);
+    m->arena_n = 0;
     m->n = 0;
 }
 
 static void strmap_free(StrMap *m) {
-    for (int i = 0; i < m->n; i++) free(m->key[i]);
     free(m->slot);
-    free(m->key);
+    free(m->arena);
+    free(m->koff);
     free(m->klen);
     free(m->val);
 }
+
+static const char *strmap_key(const StrMap *m, int e) { return m->arena + m->koff[e]; }
 
 // Slot for key: the one holding it, or the empty one where it would go.
 static uint32_t strmap_find(const StrMap *m, const char *k, size_t n) {
     uint32_t i = (uint32_t)hash_bytes(k, n) & m->mask;
     while (m->slot[i] >= 0) {
         int e = m->slot[i];
-        if (m->klen[e] == n && !memcmp(m->key[e], k, n)) return i;
+        if (m->klen[e] == n && !memcmp(strmap_key(m, e), k, n)) return i;
         i = (i + 1) & m->mask;
     }
     return i;
@@ -217,18 +224,21 @@ static int strmap_put(StrMap *m, const char *k, size_t n, int v) {
         m->slot = xmalloc(size * sizeof *m->slot);
         memset(m->slot, 0xFF, size * sizeof *m->slot);
         m->mask = size - 1;
-        for (int e = 0; e < m->n; e++) m->slot[strmap_find(m, m->key[e], m->klen[e])] = e;
+        for (int e = 0; e < m->n; e++) m->slot[strmap_find(m, strmap_key(m, e), m->klen[e])] = e;
     }
     uint32_t i = strmap_find(m, k, n);
     if (m->slot[i] >= 0) return -1;
     if (m->n == m->cap) {
         m->cap *= 2;
-        m->key = xrealloc(m->key, (size_t)m->cap * sizeof *m->key);
+        m->koff = xrealloc(m->koff, (size_t)m->cap * sizeof *m->koff);
         m->klen = xrealloc(m->klen, (size_t)m->cap * sizeof *m->klen);
         m->val = xrealloc(m->val, (size_t)m->cap * sizeof *m->val);
     }
-    m->key[m->n] = memcpy(xmalloc(n + 1), k, n);
-    m->key[m->n][n] = 0;
+    if (m->arena_n + n + 1 > m->arena_cap) m->arena = xrealloc(m->arena, m->arena_cap = 2 * (m->arena_n + n + 1));
+    memcpy(m->arena + m->arena_n, k, n);
+    m->arena[m->arena_n + n] = 0;
+    m->koff[m->n] = m->arena_n;
+    m->arena_n += n + 1;
     m->klen[m->n] = (uint32_t)n;
     m->val[m->n] = v;
     m->slot[i] = m->n++;
@@ -696,7 +706,7 @@ static void load_decode_table(Tokenizer *t) {
     const char **str = xcalloc((size_t)t->V, sizeof *str);
     uint32_t *len = xcalloc((size_t)t->V, sizeof *len);
     size_t total = 0;
-    for (int e = 0; e < t->vocab.n; e++) str[t->vocab.val[e]] = t->vocab.key[e], len[t->vocab.val[e]] = t->vocab.klen[e];
+    for (int e = 0; e < t->vocab.n; e++) str[t->vocab.val[e]] = strmap_key(&t->vocab, e), len[t->vocab.val[e]] = t->vocab.klen[e];
     for (int i = 0; i < t->n_added; i++) str[t->added[i].id] = t->added[i].content, len[t->added[i].id] = (uint32_t)t->added[i].len;
     for (int i = 0; i < t->V; i++) total += len[i];
     t->dec = xmalloc(total + 1);
