@@ -37,28 +37,33 @@ int gate_shape_check(GateShape s, SeerErr *err) {
     return 0;
 }
 
-int gate_chunk_check(const GateChunk *c, GateShape s, SeerErr *err) {
-    if (gate_shape_check(s, err)) return -1;
-    if (!c->q || !c->k || !c->doc_lens) return seer_fail(err, "gate chunk: q, k or doc_lens is NULL");
-    if (c->T < 1 || c->n_docs < 1)
-        return seer_fail(err, "gate chunk: T %d and n_docs %d must be >= 1", c->T, c->n_docs);
-    if (!(c->rope_theta > 0)) return seer_fail(err, "gate chunk: rope_theta %g must be > 0", c->rope_theta);
+int gate_docs_check(const int *doc_lens, int n_docs, int T, int NB, SeerErr *err) {
+    if (!doc_lens) return seer_fail(err, "gate chunk: doc_lens is NULL");
+    if (T < 1 || n_docs < 1)
+        return seer_fail(err, "gate chunk: T %d and n_docs %d must be >= 1", T, n_docs);
     int64_t sum = 0;
     int longest = 0;
-    for (int d = 0; d < c->n_docs; d++) {
-        if (c->doc_lens[d] < 1)
+    for (int d = 0; d < n_docs; d++) {
+        if (doc_lens[d] < 1)
             return seer_fail(err, "gate chunk: document %d has length %d (must be >= 1)", d,
-                             c->doc_lens[d]);
-        sum += c->doc_lens[d];
-        if (c->doc_lens[d] > longest) longest = c->doc_lens[d];
+                             doc_lens[d]);
+        sum += doc_lens[d];
+        if (doc_lens[d] > longest) longest = doc_lens[d];
     }
-    if (sum != c->T)
+    if (sum != T)
         return seer_fail(err, "gate chunk: document lengths sum to %lld, expected T = %d",
-                         (long long)sum, c->T);
-    if (c->NB < ceil_div(longest, SEER_BLOCK))
+                         (long long)sum, T);
+    if (NB < ceil_div(longest, SEER_BLOCK))
         return seer_fail(err, "gate chunk: NB %d < %d blocks of the longest document (%d tokens)",
-                         c->NB, ceil_div(longest, SEER_BLOCK), longest);
+                         NB, ceil_div(longest, SEER_BLOCK), longest);
     return 0;
+}
+
+int gate_chunk_check(const GateChunk *c, GateShape s, SeerErr *err) {
+    if (gate_shape_check(s, err)) return -1;
+    if (!c->q || !c->k) return seer_fail(err, "gate chunk: q or k is NULL");
+    if (!(c->rope_theta > 0)) return seer_fail(err, "gate chunk: rope_theta %g must be > 0", c->rope_theta);
+    return gate_docs_check(c->doc_lens, c->n_docs, c->T, c->NB, err);
 }
 
 static uint64_t splitmix64(uint64_t z) {

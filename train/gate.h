@@ -61,6 +61,10 @@ GateParams gate_params_view(float *p, GateShape s);
 // 0 when every dimension is >= 1, DG is even and DG <= GATE_DG_MAX; else -1 with err saying which.
 int gate_shape_check(GateShape s, SeerErr *err);
 
+// 0 when the document structure is usable: T >= 1, n_docs >= 1, every length >= 1, lengths sum to
+// T, NB >= ceil(longest / 64). Else -1 with err saying which.
+int gate_docs_check(const int *doc_lens, int n_docs, int T, int NB, SeerErr *err);
+
 // 0 when the chunk is usable with shape s: T >= 1, n_docs >= 1, every length >= 1, lengths sum to
 // T, NB >= ceil(longest / 64), rope_theta > 0, q and k non-NULL. Else -1 with err saying which.
 int gate_chunk_check(const GateChunk *c, GateShape s, SeerErr *err);
@@ -140,8 +144,10 @@ void gate_cuda_set_tf32(GateCuda *g, int on);
 // layer gate_cuda_loss (gate_loss.h) or gate_cuda_scores.
 
 // Log-probabilities of gate_scores_cpu on the device for the current chunk. out: [HKV, T, NB]
-// device fp32; params: device [gate_param_count]; q: [T, H, HD] bf16; k: [T, HKV, HD] bf16.
-// Asynchronous on the stream; returns -1 with err on a launch / cuBLAS failure.
-int gate_cuda_scores(GateCuda *g, float *out, const float *params, const uint16_t *q,
-                     const uint16_t *k, SeerErr *err);
+// device fp32, every entry written; params: device [gate_param_count] fp32; q: token t, head h at
+// q[t*ldq + h*HD] (bf16, ldq >= H*HD); k: group g at k[t*ldk + g*HD] (bf16, ldk >= HKV*HD), so
+// slices of a fused buffer work in place. Asynchronous on g's stream; returns -1 with err on a
+// launch or cuBLAS failure, or when no chunk is set.
+int gate_cuda_scores(GateCuda *g, float *out, const float *params, const uint16_t *q, int64_t ldq,
+                     const uint16_t *k, int64_t ldk, SeerErr *err);
 #endif

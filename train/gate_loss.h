@@ -64,12 +64,12 @@ int gate_loss_cpu(GateLossStats *st, float *grad, const float *params, GateShape
 int gate_cuda_set_chunk(GateCuda *g, const int *doc_lens, int n_docs, int T, int NB,
                         float rope_theta, const GateLossOpts *o, GateLossStats *st, SeerErr *err);
 
-// gate_loss_cpu on the device for the current chunk. params: [gate_param_count] fp32;
-// q: [T, H, HD] bf16; k: [T, HKV, HD] bf16; target: [HKV, T, NB] fp32 (read only);
+// gate_loss_cpu on the device for the current chunk. params: [gate_param_count] fp32; q, ldq, k,
+// ldk: bf16 as for gate_cuda_scores (gate.h); target: [HKV, T, NB] fp32 (read only);
 // grad: [gate_param_count] fp32, the gradient is ADDED (NULL: no backward);
 // loss: one device double to which scale * kl is ADDED (NULL: not computed).
 // Asynchronous on g's stream, deterministic (no atomics). Returns -1 with err on a launch or
 // cuBLAS failure, or when no chunk is set.
 int gate_cuda_loss(GateCuda *g, float *grad, double *loss, const float *params, const uint16_t *q,
-                   const uint16_t *k, const float *target, SeerErr *err);
+                   int64_t ldq, const uint16_t *k, int64_t ldk, const float *target, SeerErr *err);
 #endif
