@@ -9,6 +9,7 @@ int bench_forward_main(int argc, char **argv);  // bench/bench_forward.c
 int bench_gate_main(int argc, char **argv);     // bench/bench_gate.c
 int bench_load_main(int argc, char **argv);     // bench/bench_load.c
 int bench_decode_main(int argc, char **argv);   // bench/bench_decode.c
+int bench_tokenize_main(int argc, char **argv); // bench/bench_tokenize.c
 
 // One row per benchmark; each lives in bench/bench_<name>.c.
 static const BenchCommand benches[] = {
@@ -16,6 +17,7 @@ static const BenchCommand benches[] = {
     {"load", bench_load_main, "checkpoint load (mmap + touch) vs read() of the same bytes, cold and warm"},
     {"gate", bench_gate_main, "one layer's gate step (forward, KL, backward) and scores on the GPU"},
     {"decode", bench_decode_main, "dense and block-sparse decode kernels + selection vs copy bandwidth and torch SDPA"},
+    {"tokenize", bench_tokenize_main, "single-thread tokenizer MB/s (compare: bench/tokenize_hf.py)"},
     {NULL, NULL, NULL},
 };
 
