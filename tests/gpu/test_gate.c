@@ -169,7 +169,7 @@ static void run_case(const Case *c) {
 
     // A chunk beyond the capacity is refused.
     int big[1] = {T + 6};
-    CHECK(gate_cuda_set_chunk(gc, big, 1, T + 6, NB + 1, c->theta, &o, NULL, &err) == -1);
+    CHECK(gate_cuda_set_chunk(gc, big, 1, T + 6, ceil_div(T + 6, SEER_BLOCK), c->theta, &o, NULL, &err) == -1);
     CHECK(strstr(err.msg, "exceeds the capacity") != NULL);
 
     gate_cuda_free(gc);
