@@ -1,6 +1,6 @@
 # seer: one binary with subcommands. `make` builds it (with the CUDA kernels when nvcc is found),
 # `make test` runs the CPU test suite, `make test-gpu` the GPU-vs-CPU tests (needs a GPU),
-# `make setup` installs the Debian packages the build needs (idempotent).
+# `make setup` installs the Debian packages the build needs (idempotent; every build runs it once).
 
 BUILD ?= build
 NVCC  ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -44,11 +44,17 @@ $(BUILD)/libseer.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+# Installing the build dependencies comes first on a fresh machine (a stamp keeps it to one check).
+$(BUILD)/.setup: tests/setup.sh
+	@mkdir -p $(BUILD)
+	@bash tests/setup.sh
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/.setup
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu | $(BUILD)/.setup
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c -o $@ $<
 
