@@ -66,7 +66,8 @@ def handmade_cases():
         "\\frac{a}{b}", "$$\\sum_{i=1}^n i^2 = \\frac{n(n+1)(2n+1)}{6}$$", "def f(x):\n    return x**2\n",
         "```python\nprint('hi')\n```", "https://example.com/a?b=1&c=2#frag", "user@example.org", "\\boxed{ kzz}",
         "HELLO", "HeLLo WoRLD", "ΑΒΓ αβγ", "Straße STRASSE", "İstanbul ıi", "ǅemal ǈ", "ÀÉÎÕÜ",
-        "\U00011f04\U00011f05", "\U00031350", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟘𝟙𝟚", "\U0010ffff", "\ue000\uf8ff", "\u0378\u0379",
+        "\U00011f04\U00011f05", "\U00031350", "a\U00011f04b", "x\U00031350y", "a\u0870b", "q\U0001e030r",
+        "z\U00011b00w", "a\U0001f6dcb", "a\u0cf3b", "m\U00010efdn", "a\U0001e4d0b", "k\U00011f50k", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟘𝟙𝟚", "\U0010ffff", "\ue000\uf8ff", "\u0378\u0379",
         "...!!!???", "a.b,c;d:e", "--==++", "(((nested)))", "¿Qué? ¡Sí!", "—–-", "…", "\"quoted\"", "#$%&*@^~`|",
     ]
     return c
