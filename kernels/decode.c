@@ -41,7 +41,7 @@ int decode_num_splits(int pairs, int tiles, int n_sm, int ctas_per_sm, int min_t
         if (eff[s] > best) best = eff[s];
     }
     for (int s = 1; s <= cap; s++)
-        if (eff[s] >= 0.9) return s;
+        if (eff[s] >= 0.95) return s;
     for (int s = 1; s <= cap; s++)
         if (eff[s] == best) return s;
     return 1;

@@ -7,7 +7,8 @@
 // tile and keeps its own online-softmax state for the G <= 16 query heads (one m16n8k16 row per
 // head, rows >= G are zero): S = Q K^T and O += P V on tensor cores, fp32 accumulation. At the
 // end the 4 warps merge in shared memory and the program writes the final output (one split) or
-// a normalised partial output and its LSE; decode_combine_kernel merges the splits.
+// a normalised partial output and its LSE; the last program of the pair to finish (an atomic
+// counter per pair) merges the splits, so a decode step is one launch.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -28,6 +29,8 @@ constexpr int kChunks = kHD * 2 / 16;        // 16-byte chunks per row (16)
 constexpr int kTileBytes = kBlk * kHD * 2;   // one K or V tile (16 KB)
 constexpr int kQBytes = 16 * kHD * 2;        // Q rows padded to 16 (4 KB)
 constexpr int kSmem = kQBytes + kStages * 2 * kTileBytes;
+constexpr int kMaxSel = 16384;               // longest block list (1M tokens)
+constexpr int kSmemMax = kSmem + kMaxSel * 4;
 static_assert(kWarps * 16 * kHD * 4 <= kStages * 2 * kTileBytes, "merge area fits the ring");
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
@@ -42,6 +45,9 @@ __device__ __forceinline__ uint32_t swz(int r, int ch) {
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void *src, int src_bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
                  "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void *src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -97,17 +103,6 @@ __device__ __forceinline__ uint16_t to_elem(float x) {
     }
     __half v = __float2half_rn(x);
     return *reinterpret_cast<uint16_t *>(&v);
-}
-
-// Selected entries of a descending, -1 padded list: binary search for the first -1.
-__device__ __forceinline__ int count_selected(const int32_t *list, int n) {
-    int lo = 0, hi = n;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (list[mid] >= 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
 }
 
 struct WarpState {
@@ -190,11 +185,41 @@ __device__ __forceinline__ void tile_compute(WarpState &st, const uint32_t (&qf)
     }
 }
 
-// Merges the 4 warps' states in shared memory and writes the program's result.
+// Last program of a pair (n_split > 1): out[b, h] = sum_s w_s o_part[b, h, s] / sum_s w_s with
+// w_s = exp(lse_s - max lse); every split empty (all lse -inf) gives 0. wl: shared [G * S].
+template <bool BF16>
+__device__ void combine_splits(const DecodeParams &p, float *wl, int b, int kvh, int G, int tid) {
+    const int S = p.n_split;
+    const int64_t ws0 = ((int64_t)b * p.H + kvh * G) * S;  // first (head, split) of the group
+    for (int i = tid; i < G * S; i += kThreads) wl[i] = __ldcg(p.lse_part + ws0 + i);
+    __syncthreads();
+    if (tid < G) {
+        float M = -INFINITY, den = 0;
+        for (int s = 0; s < S; s++) M = fmaxf(M, wl[tid * S + s]);
+        for (int s = 0; s < S; s++) {
+            float w = M == -INFINITY ? 0.0f : __expf(wl[tid * S + s] - M);
+            wl[tid * S + s] = w, den += w;
+        }
+        for (int s = 0; s < S; s++) wl[tid * S + s] = den > 0 ? wl[tid * S + s] / den : 0.0f;
+    }
+    __syncthreads();
+    for (int i = tid; i < G * kHD; i += kThreads) {
+        int row = i / kHD, d = i % kHD;
+        float acc = 0;
+        for (int s = 0; s < S; s++)
+            acc += wl[row * S + s] * __ldcg(p.o_part + (ws0 + row * S + s) * kHD + d);
+        uint16_t *out = (uint16_t *)p.out + b * p.o_sb + (kvh * G + row) * p.o_sh;
+        out[d] = to_elem<BF16>(acc);
+    }
+}
+
+// Merges the 4 warps' states in shared memory and writes the program's result: the output
+// itself (one split) or a normalised partial + LSE, the last split of the pair then combining.
 template <bool BF16>
 __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned char *smem,
                                 int b, int kvh, int split, int G, int warp, int lane, int tid) {
     __shared__ float m_s[kWarps][16], l_s[kWarps][16];
+    __shared__ int is_last;
     int g = lane / 4;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -240,6 +265,16 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
             if (d == 0) p.lse_part[ws] = L > 0 ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;
         }
     }
+    if (p.n_split == 1) return;
+    __threadfence();
+    __syncthreads();
+    int32_t *sem = p.sem + (int64_t)b * p.HKV + kvh;
+    if (tid == 0) is_last = atomicAdd(sem, 1) == p.n_split - 1;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    combine_splits<BF16>(p, red, b, kvh, G, tid);
+    if (tid == 0) *sem = 0;
 }
 
 template <bool BF16>
@@ -251,27 +286,42 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
     const uint16_t *qg = (const uint16_t *)p.q + b * p.q_sb + (int64_t)kvh * G * p.q_sh;
     const uint16_t *kb = (const uint16_t *)p.k + b * p.k_sb + kvh * p.k_sh;
     const uint16_t *vb = (const uint16_t *)p.v + b * p.v_sb + kvh * p.v_sh;
-    const int32_t *list = p.block_idx ? p.block_idx + b * p.idx_sb + kvh * p.idx_sh : nullptr;
-    const int n_tiles = list ? count_selected(list, p.max_sel) : (len + kBlk - 1) / kBlk;
+    const uint32_t qs = smem_addr(smem), ring = qs + kQBytes;
+    int32_t *list_s = reinterpret_cast<int32_t *>(smem + kSmem);  // [max_sel] when sparse
+
+    for (int c = tid; c < 16 * kChunks; c += kThreads) {  // Q rows, zeros past G
+        int r = c / kChunks, ch = c % kChunks;
+        cp_async16(qs + swz(r, ch), qg + (r < G ? r : 0) * p.q_sh + ch * 8, r < G ? 16 : 0);
+    }
+    int n_tiles = (len + kBlk - 1) / kBlk;
+    if (p.block_idx) {  // the list, copied with the Q rows; descending, -1 padded: binary search
+        const int32_t *list = p.block_idx + b * p.idx_sb + kvh * p.idx_sh;
+        for (int i = tid; i < p.max_sel; i += kThreads) cp_async4(smem_addr(list_s + i), list + i);
+        cp_async_commit();
+        cp_async_wait<0>();
+        __syncthreads();
+        int lo = 0, hi = p.max_sel;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (list_s[mid] >= 0) lo = mid + 1;
+            else hi = mid;
+        }
+        n_tiles = lo;
+    } else {
+        cp_async_commit();
+    }
     int t0, t1;
     decode_split_range(n_tiles, p.n_split, split, &t0, &t1);
     const int n = t1 - t0;
-
-    const uint32_t qs = smem_addr(smem), ring = qs + kQBytes;
-    for (int c = tid; c < 16 * kChunks; c += kThreads) {
-        int r = c / kChunks, ch = c % kChunks;
-        uint4 val = make_uint4(0, 0, 0, 0);
-        if (r < G) val = *reinterpret_cast<const uint4 *>(qg + r * p.q_sh + ch * 8);
-        *reinterpret_cast<uint4 *>(smem + swz(r, ch)) = val;
-    }
     for (int i = 0; i < kStages - 1; i++) {
         if (i < n) {
             uint32_t ks = ring + i * 2 * kTileBytes;
-            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st, list ? list[t0 + i] : t0 + i,
-                      len, tid);
+            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
+                      p.block_idx ? list_s[t0 + i] : t0 + i, len, tid);
         }
         cp_async_commit();
     }
+    cp_async_wait<kStages - 1>();  // the Q group
     __syncthreads();
     uint32_t qf[kHD / 16][4];
 #pragma unroll
@@ -290,12 +340,12 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
         int nx = i + kStages - 1;
         if (nx < n) {
             uint32_t ks = ring + (nx % kStages) * 2 * kTileBytes;
-            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st, list ? list[t0 + nx] : t0 + nx,
-                      len, tid);
+            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
+                      p.block_idx ? list_s[t0 + nx] : t0 + nx, len, tid);
         }
         cp_async_commit();
         uint32_t ks = ring + (i % kStages) * 2 * kTileBytes;
-        int blk = list ? list[t0 + i] : t0 + i;
+        int blk = p.block_idx ? list_s[t0 + i] : t0 + i;
         tile_compute<BF16>(st, qf, ks, ks + kTileBytes, blk * kBlk + warp * 16, len, sc2, lane);
     }
     cp_async_wait<0>();
@@ -303,36 +353,14 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
     merge_and_store<BF16>(p, st, smem, b, kvh, split, G, warp, lane, tid);
 }
 
-// out[b, h] = sum_s w_s o_part[b, h, s] / sum_s w_s, w_s = exp(lse_s - max); all -inf gives 0.
-template <bool BF16>
-__global__ void decode_combine_kernel(const DecodeParams p) {
-    extern __shared__ float w_s[];  // [n_split]
-    const int bh = blockIdx.x, b = bh / p.H, h = bh % p.H, S = p.n_split;
-    const float *lse = p.lse_part + (int64_t)bh * S;
-    float M = -INFINITY;
-    for (int s = 0; s < S; s++) M = fmaxf(M, lse[s]);
-    for (int s = threadIdx.x; s < S; s += blockDim.x)
-        w_s[s] = M == -INFINITY ? 0.0f : __expf(lse[s] - M);
-    __syncthreads();
-    uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh;
-    for (int d = threadIdx.x; d < p.HD; d += blockDim.x) {
-        float num = 0, den = 0;
-        for (int s = 0; s < S; s++) {
-            num += w_s[s] * p.o_part[((int64_t)bh * S + s) * p.HD + d];
-            den += w_s[s];
-        }
-        out[d] = to_elem<BF16>(den > 0 ? num / den : 0.0f);
-    }
-}
-
 int set_smem_once(SeerErr *err) {
     static int done = 0;
     if (done) return 0;
     cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<true>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
     if (e == cudaSuccess)
         e = cudaFuncSetAttribute(decode_split_kernel<false>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
     if (e != cudaSuccess)
         return seer_fail(err, "decode.cu: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
     done = 1;
@@ -369,21 +397,21 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
                          p->H / p->HKV);
     if (p->dtype != SEER_BF16 && p->dtype != SEER_F16)
         return seer_fail(err, "decode.cu: the GPU kernel needs BF16 or F16, got %s", dtype_name(p->dtype));
-    if (p->n_split < 1 || (p->n_split > 1 && (!p->o_part || !p->lse_part)))
-        return seer_fail(err, "decode.cu: n_split %d without a workspace", p->n_split);
+    if (p->n_split < 1 || (p->n_split > 1 && (!p->o_part || !p->lse_part || !p->sem)))
+        return seer_fail(err, "decode.cu: n_split %d without the o_part/lse_part/sem workspace", p->n_split);
+    if (p->n_split > 1024 || (p->H / p->HKV) * p->n_split > kStages * 2 * kTileBytes / 4)
+        return seer_fail(err, "decode.cu: n_split %d is too large for the in-kernel combine", p->n_split);
+    if (p->block_idx && (p->max_sel < 1 || p->max_sel > kMaxSel))
+        return seer_fail(err, "decode.cu: max_sel %d is outside [1, %d]", p->max_sel, kMaxSel);
     if (!aligned16(p->q) || !aligned16(p->k) || !aligned16(p->v) ||
         (p->q_sb | p->q_sh | p->k_sb | p->k_sh | p->k_st | p->v_sb | p->v_sh | p->v_st) % 8)
         return seer_fail(err, "decode.cu: q/k/v rows must be 16-byte aligned (strides multiples of 8)");
     if (set_smem_once(err)) return -1;
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid(p->n_split, p->HKV, p->B);
-    if (p->dtype == SEER_BF16) decode_split_kernel<true><<<grid, kThreads, kSmem, s>>>(*p);
-    else decode_split_kernel<false><<<grid, kThreads, kSmem, s>>>(*p);
-    if (p->n_split > 1) {
-        size_t sm = sizeof(float) * p->n_split;
-        if (p->dtype == SEER_BF16) decode_combine_kernel<true><<<p->B * p->H, kHD, sm, s>>>(*p);
-        else decode_combine_kernel<false><<<p->B * p->H, kHD, sm, s>>>(*p);
-    }
+    int smem = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
+    if (p->dtype == SEER_BF16) decode_split_kernel<true><<<grid, kThreads, smem, s>>>(*p);
+    else decode_split_kernel<false><<<grid, kThreads, smem, s>>>(*p);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return seer_fail(err, "decode.cu: kernel launch: %s", cudaGetErrorString(e));
     return 0;

@@ -29,6 +29,8 @@ typedef struct {
     const int32_t *block_idx;  // [B, HKV, max_sel] selected blocks; NULL = dense
     float *o_part;             // [B, H, n_split, HD] workspace: per-split normalised outputs
     float *lse_part;           // [B, H, n_split] workspace: per-split natural-log LSE
+    int32_t *sem;              // [B, HKV] GPU split counters (n_split > 1): zeroed once before the
+                               // first launch; every launch leaves them zero. Unused on the CPU.
     int64_t q_sb, q_sh;        // strides in elements (unit stride along HD everywhere)
     int64_t k_sb, k_sh, k_st;
     int64_t v_sb, v_sh, v_st;
@@ -50,7 +52,7 @@ DecodeParams decode_params_contiguous(const void *q, const void *k, const void *
                                       SeerDType dtype);
 
 // Number of splits per (sequence, KV head): the smallest count whose wave efficiency
-// (programs / (waves * slots)) reaches 0.9, or else the most efficient count, each split keeping
+// (programs / (waves * slots)) reaches 0.95, or else the most efficient count, each split keeping
 // at least min_tiles tiles (64-token blocks), at most max_splits. pairs = B * HKV; tiles = the
 // largest tile count of one pair (blocks of the longest cache, or selected blocks); slots =
 // n_sm * ctas_per_sm. Edge cases: pairs, tiles or slots <= 0 give 1.
@@ -58,8 +60,9 @@ DecodeParams decode_params_contiguous(const void *q, const void *k, const void *
 // Worked example (H100: 132 SMs, 2 programs per SM, 264 slots; min_tiles 4, max_splits 64):
 //   batch 16, 8 KV heads, 32k cache: pairs 128, tiles 512. 1 split fills 128/264 = 0.48 of one
 //   wave, 2 splits 256/264 = 0.97: 2 (one wave of 256 programs, 256 tiles each).
-//   batch 1, 8 KV heads, 8k cache: pairs 8, tiles 128: 30 splits fill 240/264 = 0.91 (4-5 tiles
-//   each). One pair of a 1M-token cache never reaches 0.9: the best count, 64 (capped).
+//   batch 1, 8 KV heads, 8k cache: pairs 8, tiles 128: 32 splits (the cap 128 / 4) fill
+//   256/264 = 0.97, 4 tiles each. One pair of a 1M-token cache never reaches 0.95: the best
+//   count, 64 (capped).
 int decode_num_splits(int pairs, int tiles, int n_sm, int ctas_per_sm, int min_tiles,
                       int max_splits);
 
@@ -111,9 +114,11 @@ int decode_ctas_per_sm_cuda(SeerDType dtype);
 // decode_num_splits with the current device's SM count and occupancy.
 int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype);
 
-// Runs the GPU split kernel (and the combine kernel when n_split > 1) on `stream` (a
-// cudaStream_t, NULL = default). All pointers are device pointers. The GPU kernel needs HD = 128,
-// G <= 16, dtype BF16 or F16, 16-byte aligned rows; anything else returns -1 with a message.
+// Runs the GPU kernel on `stream` (a cudaStream_t, NULL = default): one launch; with n_split > 1
+// the last program of each (sequence, KV head) to finish merges the splits (counted in p->sem).
+// All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
+// 16-byte aligned rows, the sem counters when n_split > 1, max_sel <= 16384; anything else
+// returns -1 with a message.
 // The input is trusted (call decode_validate on host copies first: the bench always does).
 int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err);
 #endif

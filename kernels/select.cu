@@ -156,18 +156,34 @@ __device__ void norm_rope(float *y, const float *w, int pos, float theta, float 
     __syncthreads();
 }
 
-// y[0..127] (shared) = x[0..n_in-1] (shared) @ w [n_in, 128] (bf16); part: shared [nt/64][128].
+// y[0..127] (shared) = x[0..n_in-1] (shared) @ w [n_in, 128] (bf16); part: shared
+// [blockDim/16][128]. Thread (row group rg, column group cg) reads 16 bytes (8 columns) of every
+// ng-th row, 8 rows' loads in flight at once (the weights come from L2 / HBM).
 __device__ void matvec_bf16(float *y, const float *x, const uint16_t *w, int n_in, float *part) {
-    const int tid = threadIdx.x, cp = tid % 64, rg = tid / 64, ng = blockDim.x / 64;
-    float a0 = 0, a1 = 0;
-    const uint32_t *w2 = reinterpret_cast<const uint32_t *>(w);
-    for (int r = rg; r < n_in; r += ng) {
-        uint32_t u = __ldg(w2 + r * (kDG / 2) + cp);
-        a0 += x[r] * __uint_as_float(u << 16);
-        a1 += x[r] * __uint_as_float(u & 0xffff0000u);
+    const int tid = threadIdx.x, cg = tid % 16, rg = tid / 16, ng = blockDim.x / 16;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const uint4 *w4 = reinterpret_cast<const uint4 *>(w);
+    for (int r0 = rg; r0 < n_in; r0 += 8 * ng) {
+        uint4 u[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            int r = r0 + i * ng;
+            u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            int r = r0 + i * ng;
+            float xr = r < n_in ? x[r] : 0.0f;
+            uint32_t wv[4] = {u[i].x, u[i].y, u[i].z, u[i].w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                acc[2 * e] += xr * __uint_as_float(wv[e] << 16);
+                acc[2 * e + 1] += xr * __uint_as_float(wv[e] & 0xffff0000u);
+            }
+        }
     }
-    part[rg * kDG + 2 * cp] = a0;
-    part[rg * kDG + 2 * cp + 1] = a1;
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
     __syncthreads();
     if (tid < kDG) {
         float s = 0;
@@ -190,13 +206,14 @@ __device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_g
 template <bool BF16>
 __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const int32_t *block,
                                     const uint16_t *wk, const float *knorm, SelectConfig c) {
-    __shared__ float kc[3 * kHD], y[kDG], part[4 * kDG], red[32];
+    __shared__ float kc[3 * kHD], y[kDG], part[16 * kDG], red[32];
     const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, j = block[b];
     if (j < 0) return;
     const int64_t pair = (int64_t)b * c.HKV + kvh;
     if (tid < kHD) {
         const uint16_t *keys = kraw + pair * SEER_BLOCK * kHD;
         float mx = -INFINITY, mn = INFINITY, sum = 0;
+#pragma unroll 16
         for (int i = 0; i < SEER_BLOCK; i++) {
             float x = ld<BF16>(keys, i * kHD + tid);
             mx = fmaxf(mx, x), mn = fminf(mn, x), sum += x;
@@ -214,7 +231,7 @@ __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const
 struct GateSmem {
     uint16_t kbuf[2][kChunkRows * kDG];  // kcomp rows, double-buffered (128 KB)
     float x[kMaxG * kHD];                // the group's pre-RoPE query heads
-    float part[8 * kDG];
+    float part[(kSelThreads / 16) * kDG];
     float qg[kDG];
     float key[kMaxNB];                   // scores of the candidates, then probabilities
     unsigned char flags[kMaxNB];

@@ -87,7 +87,7 @@ static double case_err(Case *c) {
 
 static void test_heuristic(void) {
     CHECK(decode_num_splits(128, 512, 132, 2, 4, 64) == 2);  // the worked examples
-    CHECK(decode_num_splits(8, 128, 132, 2, 4, 64) == 30);
+    CHECK(decode_num_splits(8, 128, 132, 2, 4, 64) == 32);
     CHECK(decode_num_splits(0, 128, 132, 2, 4, 64) == 1);
     CHECK(decode_num_splits(8, 0, 132, 2, 4, 64) == 1);
     CHECK(decode_num_splits(8, 3, 132, 2, 4, 64) == 1);       // fewer tiles than min_tiles

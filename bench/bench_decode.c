@@ -1,0 +1,464 @@
+// bench_decode.c: `seer bench decode`: dense and block-sparse decode kernels over the paper's grid
+// (SPEC.md section 6), against the measured copy bandwidth, our dense kernel and torch SDPA
+// (FLASH, CUDNN; JSON from bench/sdpa_decode.py run on the same card), plus the selection step.
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernels/decode.h"
+#include "kernels/select.h"
+
+#ifdef SEER_CUDA
+#include <cuda_runtime.h>
+#endif
+
+enum { HEADS = 64, KV_HEADS = 8, HEAD_DIM = 128, MAX_LIST = 16 };
+
+typedef struct {
+    int n;
+    double v[MAX_LIST];
+} List;
+
+typedef struct {
+    List batch, cache, sparsity;
+    int dtypes[2], n_dtypes;  // SeerDType values
+    const char *csv, *json, *sdpa;
+    int iters;
+} Opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: seer bench decode [options]\n\n"
+            "Times the dense and block-sparse split-KV decode kernels (64 query / 8 KV heads, head dim\n"
+            "128, block 64) with CUDA events over buffers rotated past L2, and the gate selection step.\n\n"
+            "  --batch LIST     batch sizes (default 1,2,4,8,16)\n"
+            "  --cache LIST     cache lengths, k = 1024 (default 8k,16k,32k,64k,128k)\n"
+            "  --sparsity LIST  fractions of blocks skipped, 0 = dense (default 0,0.5,0.6,0.7,0.8,0.9)\n"
+            "  --dtype LIST     bf16 and/or fp16 (default bf16,fp16)\n"
+            "  --sdpa FILE      JSON of bench/sdpa_decode.py from the same card (speedups over SDPA)\n"
+            "  --iters N        timed calls per point (default 30)\n"
+            "  --csv FILE       write the table as CSV\n"
+            "  --json FILE      write the table, copy bandwidth and selection timing as JSON\n");
+}
+
+static int parse_list(List *l, const char *s, int tokens) {
+    char *dup = xstrdup(s), *save = NULL;
+    l->n = 0;
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double x = strtod(t, &end);
+        if (tokens && (*end == 'k' || *end == 'K')) x *= 1024, end++;
+        if (end == t || *end || l->n == MAX_LIST) {
+            free(dup);
+            return -1;
+        }
+        l->v[l->n++] = x;
+    }
+    free(dup);
+    return l->n ? 0 : -1;
+}
+
+static int parse_opts(Opts *o, int argc, char **argv) {
+    parse_list(&o->batch, "1,2,4,8,16", 0);
+    parse_list(&o->cache, "8k,16k,32k,64k,128k", 1);
+    parse_list(&o->sparsity, "0,0.5,0.6,0.7,0.8,0.9", 0);
+    o->dtypes[0] = SEER_BF16, o->dtypes[1] = SEER_F16, o->n_dtypes = 2;
+    o->csv = o->json = o->sdpa = NULL;
+    o->iters = 30;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (!v) seer_die("bench decode: %s needs a value (seer bench decode --help)", a);
+        i++;
+        if (!strcmp(a, "--batch") ? parse_list(&o->batch, v, 0)
+            : !strcmp(a, "--cache") ? parse_list(&o->cache, v, 1)
+            : !strcmp(a, "--sparsity") ? parse_list(&o->sparsity, v, 0) : 0)
+            seer_die("bench decode: bad list '%s' for %s", v, a);
+        if (!strcmp(a, "--dtype")) {
+            o->n_dtypes = 0;
+            if (strstr(v, "bf16")) o->dtypes[o->n_dtypes++] = SEER_BF16;
+            if (strstr(v, "fp16")) o->dtypes[o->n_dtypes++] = SEER_F16;
+            if (!o->n_dtypes) seer_die("bench decode: --dtype takes bf16 and/or fp16, got '%s'", v);
+        } else if (!strcmp(a, "--csv")) o->csv = v;
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--sdpa")) o->sdpa = v;
+        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
+        else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
+            seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
+    }
+    for (int i = 0; i < o->batch.n; i++)
+        if (o->batch.v[i] < 1) seer_die("bench decode: batch %g < 1", o->batch.v[i]);
+    for (int i = 0; i < o->cache.n; i++)
+        if (o->cache.v[i] < 64) seer_die("bench decode: cache %g < 64 tokens", o->cache.v[i]);
+    for (int i = 0; i < o->sparsity.n; i++)
+        if (!(o->sparsity.v[i] >= 0 && o->sparsity.v[i] < 1))
+            seer_die("bench decode: sparsity %g is outside [0, 1)", o->sparsity.v[i]);
+    if (o->iters < 1) seer_die("bench decode: --iters must be >= 1");
+    return 0;
+}
+
+#ifndef SEER_CUDA
+int bench_decode_main(int argc, char **argv) {
+    Opts o;
+    parse_opts(&o, argc, argv);
+    fprintf(stderr, "seer: bench decode needs a CUDA build (nvcc was not found at build time)\n");
+    return 1;
+}
+#else
+
+typedef struct {
+    int batch, cache;
+    SeerDType dtype;
+    double sparsity, ms, bytes, gbs, pct_copy, x_dense, x_flash, x_cudnn, x_best;
+    int n_split;
+} Row;
+
+#define CK(call)                                                                              \
+    do {                                                                                      \
+        cudaError_t e_ = (call);                                                              \
+        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
+                                        cudaGetErrorString(e_));                              \
+    } while (0)
+
+static uint32_t rng = 2025;
+static uint32_t rnext(void) { return rng = rng * 1664525u + 1013904223u; }
+static float frand(void) { return (float)(rnext() >> 8) / 8388608.0f - 1.0f; }
+
+// Fills n 16-bit elements of dst with random values of dtype t in [-1, 1): slices of a 32 MB
+// host pattern at random offsets (the values only need to be finite and varied for timing).
+static void fill_device(uint16_t *dst, size_t n, SeerDType t) {
+    static uint16_t *pat[3];
+    const size_t np = 16u << 20;
+    if (!pat[t]) {
+        pat[t] = xmalloc((np + 1024) * 2);
+        for (size_t i = 0; i < np + 1024; i++)
+            pat[t][i] = t == SEER_F16 ? f32_to_f16(frand()) : f32_to_bf16(frand());
+    }
+    for (size_t off = 0; off < n; off += np) {
+        size_t m = n - off < np ? n - off : np;
+        CK(cudaMemcpy(dst + off, pat[t] + (rnext() % 1024), m * 2, cudaMemcpyHostToDevice));
+    }
+}
+
+static double copy_bandwidth(void) {  // read + write bytes per second of a 1 GiB D2D copy
+    size_t n = (size_t)1 << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(cudaMemset(a, 1, n));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < 10; i++) cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaFree(a), cudaFree(b);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return 2.0 * n * 10 / (ms * 1e-3);
+}
+
+// Mean ms of one call over `iters` calls cycling through the n parameter sets.
+static double time_sets(const DecodeParams *sets, int n, int iters) {
+    SeerErr err;
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    for (int i = 0; i < 3; i++)
+        if (decode_attention_cuda(&sets[i % n], NULL, &err)) seer_die("%s", err.msg);
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < iters; i++) decode_attention_cuda(&sets[i % n], NULL, &err);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    cudaEventElapsedTime(&ms, e0, e1);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return ms / iters;
+}
+
+// n_sel random distinct blocks of nb per (b, kvh), sorted descending, -1 padded to max_sel.
+static void random_lists(int32_t *idx, int pairs, int nb, int n_sel, int max_sel) {
+    int *perm = xmalloc(sizeof(int) * nb);
+    unsigned char *flag = xmalloc((size_t)nb);
+    for (int p = 0; p < pairs; p++) {
+        for (int j = 0; j < nb; j++) perm[j] = j;
+        for (int j = 0; j < n_sel; j++) {
+            int r = j + (int)(rnext() % (uint32_t)(nb - j)), t = perm[j];
+            perm[j] = perm[r], perm[r] = t;
+        }
+        memset(flag, 0, (size_t)nb);
+        for (int i = 0; i < n_sel; i++) flag[perm[i]] = 1;
+        int32_t *l = idx + (int64_t)p * max_sel;
+        int n = 0;
+        for (int j = nb - 1; j >= 0; j--)
+            if (flag[j]) l[n++] = j;
+        while (n < max_sel) l[n++] = -1;
+    }
+    free(perm), free(flag);
+}
+
+static double sdpa_ms(json_t *sdpa, int b, int t, SeerDType dt, const char *backend) {
+    json_t *pts = sdpa ? json_object_get(sdpa, "points") : NULL, *p;
+    size_t i;
+    const char *dn = dt == SEER_F16 ? "fp16" : "bf16";
+    json_array_foreach(pts, i, p) {
+        json_t *ms = json_object_get(p, "ms");
+        if (json_integer_value(json_object_get(p, "batch")) == b &&
+            json_integer_value(json_object_get(p, "cache")) == t &&
+            !strcmp(json_string_value(json_object_get(p, "dtype")), dn) &&
+            !strcmp(json_string_value(json_object_get(p, "backend")), backend) && ms)
+            return json_real_value(ms);
+    }
+    return NAN;
+}
+
+// All sparsities of one (batch, cache, dtype): buffers rotated so the data read per round
+// exceeds 4x L2. Appends one row per sparsity.
+static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, SeerDType dt,
+                        double copy_bw, size_t l2, json_t *sdpa) {
+    const int H = HEADS, HKV = KV_HEADS, HD = HEAD_DIM, nb = ceil_div(T, SEER_BLOCK);
+    const size_t kv_elems = (size_t)B * HKV * T * HD, q_elems = (size_t)B * H * HD;
+    int n_buf = (int)ceil(4.0 * l2 / (2.0 * kv_elems * 2));
+    n_buf = n_buf < 1 ? 1 : n_buf > 64 ? 64 : n_buf;
+    DecodeParams sets[64];
+    int32_t *len = xmalloc(sizeof(int32_t) * B), *idx = xmalloc(sizeof(int32_t) * B * HKV * nb);
+    for (int b = 0; b < B; b++) len[b] = T;
+    int32_t *d_len, *d_idx, *d_sem;
+    float *o_part, *lse;
+    CK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
+    CK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * nb));
+    CK(cudaMalloc((void **)&o_part, sizeof(float) * q_elems * 64));
+    CK(cudaMalloc((void **)&lse, sizeof(float) * B * H * 64));
+    CK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
+    CK(cudaMemset(d_sem, 0, sizeof(int32_t) * B * HKV));
+    CK(cudaMemcpy(d_len, len, sizeof(int32_t) * B, cudaMemcpyHostToDevice));
+    for (int i = 0; i < n_buf; i++) {
+        uint16_t *q, *k, *v, *out;
+        CK(cudaMalloc((void **)&q, q_elems * 2));
+        CK(cudaMalloc((void **)&out, q_elems * 2));
+        CK(cudaMalloc((void **)&k, kv_elems * 2));
+        CK(cudaMalloc((void **)&v, kv_elems * 2));
+        fill_device(q, q_elems, dt), fill_device(k, kv_elems, dt), fill_device(v, kv_elems, dt);
+        sets[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
+        sets[i].o_part = o_part, sets[i].lse_part = lse, sets[i].sem = d_sem;
+    }
+    double dense_ms = NAN;
+    double fl = sdpa_ms(sdpa, B, T, dt, "FLASH"), cu = sdpa_ms(sdpa, B, T, dt, "CUDNN");
+    for (int si = 0; si < o->sparsity.n; si++) {
+        double sp = o->sparsity.v[si];
+        int n_sel = sp > 0 ? (int)lround(nb * (1.0 - sp)) : nb;
+        if (n_sel < 1) n_sel = 1;
+        int S = decode_pick_splits_cuda(B, HKV, n_sel, dt);
+        for (int i = 0; i < n_buf; i++) {
+            sets[i].n_split = S;
+            sets[i].block_idx = sp > 0 ? d_idx : NULL;
+            sets[i].max_sel = sp > 0 ? n_sel : 0;
+            sets[i].idx_sh = sets[i].max_sel, sets[i].idx_sb = (int64_t)HKV * sets[i].max_sel;
+        }
+        if (sp > 0) {
+            random_lists(idx, B * HKV, nb, n_sel, n_sel);
+            CK(cudaMemcpy(d_idx, idx, sizeof(int32_t) * B * HKV * n_sel, cudaMemcpyHostToDevice));
+        }
+        SeerErr err;
+        if (decode_validate(&sets[0], len, sp > 0 ? idx : NULL, &err)) seer_die("%s", err.msg);
+        double ms = time_sets(sets, n_buf, o->iters);
+        Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, S};
+        r.bytes = (double)B * HKV * n_sel * SEER_BLOCK * HD * 2 * 2 + 2.0 * q_elems * 2;
+        if (sp > 0) r.bytes += 4.0 * B * HKV * n_sel;
+        r.gbs = r.bytes / (ms * 1e-3) / 1e9;
+        r.pct_copy = 100.0 * r.gbs * 1e9 / copy_bw;
+        if (sp == 0) dense_ms = ms;
+        r.x_dense = dense_ms / ms, r.x_flash = fl / ms, r.x_cudnn = cu / ms;
+        double best = dense_ms;
+        if (fl < best) best = fl;
+        if (cu < best) best = cu;
+        r.x_best = best / ms;
+        rows[(*n_rows)++] = r;
+        printf("%-5s B %2d T %6d sparsity %.2f splits %2d: %8.4f ms %7.0f GB/s %5.1f%% copy  x%.2f dense  x%.2f flash  x%.2f cudnn\n",
+               dtype_name(dt), B, T, sp, S, ms, r.gbs, r.pct_copy, r.x_dense, r.x_flash, r.x_cudnn);
+        fflush(stdout);
+    }
+    for (int i = 0; i < n_buf; i++) {
+        cudaFree((void *)sets[i].q), cudaFree((void *)sets[i].k), cudaFree((void *)sets[i].v);
+        cudaFree(sets[i].out);
+    }
+    cudaFree(d_len), cudaFree(d_idx), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem);
+    free(len), free(idx);
+}
+
+typedef struct {
+    double gate_ms, kcomp_ms;
+    int batch, cache, budget;
+} SelTiming;
+
+// Gate selection (query projection + scores + top-k, one fused kernel) at batch 16, 32k, 90%
+// sparsity (budget 10% of the cache), bf16, kcomp caches rotated past L2; and the K-compression
+// update of one completed block per sequence.
+static SelTiming bench_selection(size_t l2, int iters) {
+    SelTiming s = {0, 0, 16, 32768, 3276};
+    const int B = 16, HKV = KV_HEADS, G = HEADS / KV_HEADS, HD = HEAD_DIM, DG = 128, nb = 512;
+    SelectConfig c = {B, HKV, G, HD, DG, nb, 0, s.budget, 0, 1e6f, 0};
+    c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
+    SeerErr err;
+    if (select_validate_config(&c, SELECT_GATE, &err)) seer_die("%s", err.msg);
+    size_t kc_elems = (size_t)B * HKV * nb * DG;
+    int n_buf = (int)ceil(4.0 * l2 / (kc_elems * 2.0));
+    n_buf = n_buf < 1 ? 1 : n_buf > 64 ? 64 : n_buf;
+    uint16_t *kc[64], *q, *wq, *wk, *kraw;
+    float *norm;
+    int32_t *d_len, *d_idx, *d_blk, len[16], blk[16];
+    for (int i = 0; i < n_buf; i++) {
+        CK(cudaMalloc((void **)&kc[i], kc_elems * 2));
+        fill_device(kc[i], kc_elems, SEER_BF16);
+    }
+    CK(cudaMalloc((void **)&q, (size_t)B * HKV * G * HD * 2));
+    CK(cudaMalloc((void **)&wq, (size_t)HKV * G * HD * DG * 2));
+    CK(cudaMalloc((void **)&wk, (size_t)HKV * 3 * HD * DG * 2));
+    CK(cudaMalloc((void **)&kraw, (size_t)B * HKV * 64 * HD * 2));
+    CK(cudaMalloc((void **)&norm, DG * sizeof(float)));
+    CK(cudaMalloc((void **)&d_len, sizeof len));
+    CK(cudaMalloc((void **)&d_blk, sizeof blk));
+    CK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * c.max_sel));
+    fill_device(q, (size_t)B * HKV * G * HD, SEER_BF16);
+    fill_device(wq, (size_t)HKV * G * HD * DG, SEER_BF16);
+    fill_device(wk, (size_t)HKV * 3 * HD * DG, SEER_BF16);
+    fill_device(kraw, (size_t)B * HKV * 64 * HD, SEER_BF16);
+    float ones[128];
+    for (int i = 0; i < DG; i++) ones[i] = 1.0f;
+    for (int b = 0; b < B; b++) len[b] = s.cache, blk[b] = nb - 1;
+    CK(cudaMemcpy(norm, ones, sizeof ones, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(d_len, len, sizeof len, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(d_blk, blk, sizeof blk, cudaMemcpyHostToDevice));
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    float ms;
+    for (int i = 0; i < 3; i++)
+        if (select_gate_cuda(d_idx, q, kc[i % n_buf], d_len, wq, norm, SEER_BF16, &c, NULL, &err))
+            seer_die("%s", err.msg);
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < iters; i++) select_gate_cuda(d_idx, q, kc[i % n_buf], d_len, wq, norm, SEER_BF16, &c, NULL, &err);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    cudaEventElapsedTime(&ms, e0, e1);
+    s.gate_ms = ms / iters;
+    cudaEventRecord(e0, 0);
+    for (int i = 0; i < iters; i++)
+        select_kcomp_update_cuda(kc[i % n_buf], kraw, d_blk, wk, norm, SEER_BF16, &c, NULL, &err);
+    cudaEventRecord(e1, 0);
+    CK(cudaEventSynchronize(e1));
+    cudaEventElapsedTime(&ms, e0, e1);
+    s.kcomp_ms = ms / iters;
+    for (int i = 0; i < n_buf; i++) cudaFree(kc[i]);
+    cudaFree(q), cudaFree(wq), cudaFree(wk), cudaFree(kraw), cudaFree(norm);
+    cudaFree(d_len), cudaFree(d_blk), cudaFree(d_idx);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    return s;
+}
+
+static void write_csv(const char *path, const Row *rows, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) seer_die("bench decode: cannot write %s", path);
+    fprintf(f, "dtype,batch,cache,sparsity,splits,ms,bytes,gb_s,pct_copy,x_dense,x_flash,x_cudnn,x_best_dense\n");
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f\n", dtype_name(r->dtype),
+                r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->bytes, r->gbs, r->pct_copy,
+                r->x_dense, r->x_flash, r->x_cudnn, r->x_best);
+    }
+    fclose(f);
+}
+
+static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+static void write_json(const char *path, const Row *rows, int n, double copy_bw, SelTiming sel,
+                       double sparse_ref_ms, const char *device) {
+    json_t *root = json_object(), *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "dtype", json_string(r->dtype == SEER_F16 ? "fp16" : "bf16"));
+        json_object_set_new(o, "batch", json_integer(r->batch));
+        json_object_set_new(o, "cache", json_integer(r->cache));
+        json_object_set_new(o, "sparsity", json_real(r->sparsity));
+        json_object_set_new(o, "splits", json_integer(r->n_split));
+        json_object_set_new(o, "ms", num(r->ms));
+        json_object_set_new(o, "bytes", json_real(r->bytes));
+        json_object_set_new(o, "gb_s", num(r->gbs));
+        json_object_set_new(o, "pct_copy", num(r->pct_copy));
+        json_object_set_new(o, "x_dense", num(r->x_dense));
+        json_object_set_new(o, "x_flash", num(r->x_flash));
+        json_object_set_new(o, "x_cudnn", num(r->x_cudnn));
+        json_object_set_new(o, "x_best_dense", num(r->x_best));
+        json_array_append_new(arr, o);
+    }
+    json_t *s = json_object();
+    json_object_set_new(s, "batch", json_integer(sel.batch));
+    json_object_set_new(s, "cache", json_integer(sel.cache));
+    json_object_set_new(s, "budget", json_integer(sel.budget));
+    json_object_set_new(s, "gate_select_ms", num(sel.gate_ms));
+    json_object_set_new(s, "kcomp_update_ms", num(sel.kcomp_ms));
+    json_object_set_new(s, "sparse_kernel_ms", num(sparse_ref_ms));
+    json_object_set_new(root, "device", json_string(device));
+    json_object_set_new(root, "copy_gb_s", json_real(copy_bw / 1e9));
+    json_object_set_new(root, "points", arr);
+    json_object_set_new(root, "selection", s);
+    if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
+    json_decref(root);
+}
+
+int bench_decode_main(int argc, char **argv) {
+    Opts o;
+    parse_opts(&o, argc, argv);
+    json_t *sdpa = NULL;
+    if (o.sdpa) {
+        json_error_t je;
+        sdpa = json_load_file(o.sdpa, 0, &je);
+        if (!sdpa) seer_die("bench decode: %s:%d: %s", o.sdpa, je.line, je.text);
+    }
+    int dev;
+    struct cudaDeviceProp prop;
+    CK(cudaGetDevice(&dev));
+    CK(cudaGetDeviceProperties(&prop, dev));
+    size_t l2 = (size_t)prop.l2CacheSize;
+    double copy_bw = copy_bandwidth();
+    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write)\n", prop.name,
+           prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9);
+    int cap = o.batch.n * o.cache.n * o.sparsity.n * o.n_dtypes, n = 0;
+    Row *rows = xcalloc((size_t)cap, sizeof(Row));
+    for (int d = 0; d < o.n_dtypes; d++)
+        for (int bi = 0; bi < o.batch.n; bi++)
+            for (int ci = 0; ci < o.cache.n; ci++)
+                bench_shape(rows, &n, &o, (int)o.batch.v[bi], (int)o.cache.v[ci], (SeerDType)o.dtypes[d],
+                            copy_bw, l2, sdpa);
+    SelTiming sel = bench_selection(l2, o.iters);
+    double sparse_ref = NAN;
+    for (int i = 0; i < n; i++)
+        if (rows[i].batch == 16 && rows[i].cache == 32768 && fabs(rows[i].sparsity - 0.9) < 1e-9 &&
+            rows[i].dtype == SEER_BF16)
+            sparse_ref = rows[i].ms;
+    printf("\n%-5s %3s %7s %5s %3s %9s %8s %6s %7s %7s %7s %7s\n", "dtype", "B", "cache", "spars",
+           "spl", "ms", "GB/s", "%copy", "xdense", "xflash", "xcudnn", "xbest");
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        printf("%-5s %3d %7d %5.2f %3d %9.4f %8.0f %6.1f %7.2f %7.2f %7.2f %7.2f\n", dtype_name(r->dtype),
+               r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->gbs, r->pct_copy, r->x_dense,
+               r->x_flash, r->x_cudnn, r->x_best);
+    }
+    printf("\nselection (bf16, batch 16, 32k, budget %d tokens = 51 blocks + block 0 + current):\n"
+           "  gate query + scores + top-k: %.4f ms (%.1f%% of the 90%%-sparse kernel's %.4f ms)\n"
+           "  K-compression update (every 64th step): %.4f ms\n",
+           sel.budget, sel.gate_ms, 100 * sel.gate_ms / sparse_ref, sparse_ref, sel.kcomp_ms);
+    if (o.csv) write_csv(o.csv, rows, n);
+    if (o.json) write_json(o.json, rows, n, copy_bw, sel, sparse_ref, prop.name);
+    free(rows);
+    json_decref(sdpa);
+    return 0;
+}
+#endif

@@ -1,0 +1,200 @@
+// tests/gpu/test_select.c: GPU selection kernels against their CPU twins (select.h): the
+// K-compression update, gate top-k and threshold, oracle and Quest, bf16 and fp16. Lists must
+// match; a difference is allowed only between blocks whose CPU keys are within the dtype's
+// tolerance of each other (near ties that rounding may order either way).
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/select.h"
+#include "tests/test.h"
+
+static uint32_t rng_state = 99;
+static float frand(void) {
+    rng_state = rng_state * 1664525u + 1013904223u;
+    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
+}
+
+static void *to_dev(const void *h, size_t n) {
+    void *d = NULL;
+    if (cudaMalloc(&d, n ? n : 16) != cudaSuccess) seer_die("cudaMalloc %zu bytes", n);
+    if (h && n) cudaMemcpy(d, h, n, cudaMemcpyHostToDevice);
+    else cudaMemset(d, 0, n ? n : 16);
+    return d;
+}
+static void sync_or_die(const char *what) {
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e != cudaSuccess) seer_die("%s: %s", what, cudaGetErrorString(e));
+}
+
+// Random values rounded to dtype t: bits (for the GPU) and their fp32 values (for the CPU).
+static void rand_pair(uint16_t *bits, float *f, int64_t n, float amp, SeerDType t) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = amp * frand();
+        bits[i] = t == SEER_F16 ? f32_to_f16(x) : f32_to_bf16(x);
+        f[i] = t == SEER_F16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
+    }
+}
+
+// Number of list entries in a but not in b whose block is not a near tie (|key - key of some
+// block of b - a| within tol relative), for one pair's lists of max_sel entries.
+static int list_diff(const int32_t *a, const int32_t *b, int max_sel, const float *key, float tol) {
+    int bad = 0;
+    for (int i = 0; i < max_sel && a[i] >= 0; i++) {
+        int found = 0, near = 0;
+        for (int j = 0; j < max_sel && b[j] >= 0; j++) found |= b[j] == a[i];
+        if (found) continue;
+        for (int j = 0; j < max_sel && b[j] >= 0 && key; j++) {
+            int inb = 0;
+            for (int m = 0; m < max_sel && a[m] >= 0; m++) inb |= a[m] == b[j];
+            if (!inb && fabsf(key[a[i]] - key[b[j]]) <= tol * fmaxf(1e-3f, fabsf(key[b[j]]))) near = 1;
+        }
+        bad += !near;
+    }
+    return bad;
+}
+
+static void test_kcomp_update(void) {
+    for (int ti = 0; ti < 2; ti++) {
+        SeerDType t = ti ? SEER_F16 : SEER_BF16;
+        SelectConfig c = {3, 2, 4, 128, 128, 8, 8, 256, 0, 1e6f, ti};
+        int64_t nraw = 3 * 2 * 64 * 128, nw = 2 * 3 * 128 * 128, nkc = 3 * 2 * 8 * 128;
+        uint16_t *raw_b = xmalloc(2 * nraw), *wk_b = xmalloc(2 * nw), *kc_b = xmalloc(2 * nkc);
+        float *raw = xmalloc(4 * nraw), *wk = xmalloc(4 * nw), *kn = xmalloc(4 * 128);
+        float *kc = xcalloc(nkc, sizeof(float));
+        rand_pair(raw_b, raw, nraw, 2, t);
+        rand_pair(wk_b, wk, nw, 0.05f, SEER_BF16);
+        for (int i = 0; i < 128; i++) kn[i] = 1 + 0.5f * frand();
+        int32_t block[3] = {5, -1, 0};
+        select_kcomp_update_cpu(kc, raw, block, wk, kn, &c);
+        void *d_kc = to_dev(NULL, 2 * nkc), *d_raw = to_dev(raw_b, 2 * nraw);
+        void *d_wk = to_dev(wk_b, 2 * nw), *d_kn = to_dev(kn, 4 * 128), *d_blk = to_dev(block, sizeof block);
+        SeerErr err;
+        if (select_kcomp_update_cuda(d_kc, d_raw, d_blk, d_wk, d_kn, t, &c, NULL, &err)) seer_die("%s", err.msg);
+        sync_or_die("kcomp update");
+        cudaMemcpy(kc_b, d_kc, 2 * nkc, cudaMemcpyDeviceToHost);
+        double worst = 0;
+        for (int64_t i = 0; i < nkc; i++) {
+            float g = t == SEER_F16 ? f16_to_f32(kc_b[i]) : bf16_to_f32(kc_b[i]);
+            double d = fabs(g - kc[i]) / fmax(1.0, fabs(kc[i]));
+            worst = d != d ? INFINITY : fmax(worst, d);
+        }
+        printf("    kcomp update %s rope_last %d: err %.2e\n", dtype_name(t), ti, worst);
+        CHECK(worst < (t == SEER_BF16 ? 1e-2 : 2e-3));
+        cudaFree(d_kc), cudaFree(d_raw), cudaFree(d_wk), cudaFree(d_kn), cudaFree(d_blk);
+        free(raw_b), free(wk_b), free(kc_b), free(raw), free(wk), free(kn), free(kc);
+    }
+}
+
+static void gate_case(int G, int budget, float threshold, SeerDType t) {
+    int B = 4, HKV = 2, nb = 700, HD = 128, DG = 128;
+    int32_t len[4] = {700 * 64, 64, 1000, 300 * 64 + 5};
+    SelectConfig c = {B, HKV, G, HD, DG, nb, 0, budget, threshold, 1e6f, 0};
+    c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
+    int64_t nq = (int64_t)B * HKV * G * HD, nkc = (int64_t)B * HKV * nb * DG, nw = (int64_t)HKV * G * HD * DG;
+    uint16_t *q_b = xmalloc(2 * nq), *kc_b = xmalloc(2 * nkc), *wq_b = xmalloc(2 * nw);
+    float *q = xmalloc(4 * nq), *kc = xmalloc(4 * nkc), *wq = xmalloc(4 * nw), *qn = xmalloc(4 * DG);
+    float *probs = xmalloc(sizeof(float) * B * HKV * nb);
+    rand_pair(q_b, q, nq, 2, t), rand_pair(kc_b, kc, nkc, 1.5f, t), rand_pair(wq_b, wq, nw, 0.05f, SEER_BF16);
+    for (int i = 0; i < DG; i++) qn[i] = 1 + 0.3f * frand();
+    int n_idx = B * HKV * c.max_sel;
+    int32_t *idx = xmalloc(4 * n_idx), *gidx = xmalloc(4 * n_idx);
+    select_gate_cpu(idx, probs, q, kc, len, wq, qn, &c);
+    void *d_q = to_dev(q_b, 2 * nq), *d_kc = to_dev(kc_b, 2 * nkc), *d_wq = to_dev(wq_b, 2 * nw);
+    void *d_qn = to_dev(qn, 4 * DG), *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx);
+    SeerErr err;
+    if (select_gate_cuda(d_idx, d_q, d_kc, d_len, d_wq, d_qn, t, &c, NULL, &err)) seer_die("%s", err.msg);
+    sync_or_die("gate select");
+    cudaMemcpy(gidx, d_idx, 4 * n_idx, cudaMemcpyDeviceToHost);
+    int bad = 0, exact = 0;
+    for (int p = 0; p < B * HKV; p++) {
+        int32_t *a = gidx + p * c.max_sel, *r = idx + p * c.max_sel;
+        exact += !memcmp(a, r, 4 * c.max_sel);
+        bad += list_diff(a, r, c.max_sel, probs + p * nb, 0.05f) + list_diff(r, a, c.max_sel, probs + p * nb, 0.05f);
+        for (int i = 1; i < c.max_sel; i++) bad += a[i] != -1 && a[i] >= a[i - 1];
+    }
+    printf("    gate %s G %d budget %d thr %g: %d/%d lists identical, %d real differences\n",
+           dtype_name(t), G, budget, (double)threshold, exact, B * HKV, bad);
+    CHECK(bad == 0);
+    cudaFree(d_q), cudaFree(d_kc), cudaFree(d_wq), cudaFree(d_qn), cudaFree(d_len), cudaFree(d_idx);
+    free(q_b), free(kc_b), free(wq_b), free(q), free(kc), free(wq), free(qn), free(probs), free(idx), free(gidx);
+}
+
+static void test_gate(void) {
+    gate_case(8, 4096, 0, SEER_BF16);
+    gate_case(5, 2048, 0, SEER_F16);
+    gate_case(1, 64, 0, SEER_BF16);
+    gate_case(4, 0, 2e-3f, SEER_BF16);
+}
+
+static void test_oracle_quest(void) {
+    for (int ti = 0; ti < 2; ti++) {
+        SeerDType t = ti ? SEER_F16 : SEER_BF16;
+        int B = 2, HKV = 2, G = ti ? 5 : 8, HD = 128, Tmax = 3000, nb = ceil_div(Tmax, 64);
+        int32_t len[2] = {3000, 700};
+        SelectConfig c = {B, HKV, G, HD, 128, nb, 0, 512, 0, 1e6f, 0};
+        int64_t nq = (int64_t)B * HKV * G * HD, nk = (int64_t)B * HKV * Tmax * HD, npg = (int64_t)B * HKV * nb * HD;
+        uint16_t *q_b = xmalloc(2 * nq), *k_b = xmalloc(2 * nk), *knew_b = xmalloc(2 * B * HKV * HD);
+        float *q = xmalloc(4 * nq), *k = xmalloc(4 * nk), *knew = xmalloc(4 * B * HKV * HD);
+        rand_pair(q_b, q, nq, 2, t), rand_pair(k_b, k, nk, 2, t);
+        // oracle
+        c.max_sel = select_needed_max_sel(&c, SELECT_ORACLE);
+        int32_t *idx = xmalloc(4 * B * HKV * nb), *gidx = xmalloc(4 * B * HKV * nb);
+        select_oracle_cpu(idx, q, k, Tmax, len, &c);
+        void *d_q = to_dev(q_b, 2 * nq), *d_k = to_dev(k_b, 2 * nk), *d_len = to_dev(len, sizeof len);
+        void *d_idx = to_dev(NULL, 4 * B * HKV * nb), *d_ws = to_dev(NULL, sizeof(float) * B * HKV * G * nb * 2);
+        SeerErr err;
+        if (select_oracle_cuda(d_idx, d_ws, d_q, d_k, Tmax, d_len, t, &c, NULL, &err)) seer_die("%s", err.msg);
+        sync_or_die("oracle");
+        cudaMemcpy(gidx, d_idx, 4 * B * HKV * c.max_sel, cudaMemcpyDeviceToHost);
+        int same = !memcmp(gidx, idx, 4 * B * HKV * c.max_sel);
+        printf("    oracle %s G %d: lists %s\n", dtype_name(t), G, same ? "identical" : "differ");
+        CHECK(same);
+        // Quest: pages built token by token on both sides
+        c.max_sel = select_needed_max_sel(&c, SELECT_QUEST);
+        float *kmax = xcalloc(npg, 4), *kmin = xcalloc(npg, 4);
+        void *d_kmax = to_dev(NULL, 2 * npg), *d_kmin = to_dev(NULL, 2 * npg), *d_knew = to_dev(NULL, 2 * B * HKV * HD);
+        int32_t cur[2];
+        for (int step = 0; step < 3000; step++) {
+            for (int b = 0; b < B; b++) cur[b] = step < len[b] ? step + 1 : len[b];
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < HKV; h++)
+                    for (int d = 0; d < HD; d++) {
+                        int64_t src = (((int64_t)b * HKV + h) * Tmax + cur[b] - 1) * HD + d;
+                        knew[(b * HKV + h) * HD + d] = k[src], knew_b[(b * HKV + h) * HD + d] = k_b[src];
+                    }
+            select_quest_update_cpu(kmax, kmin, knew, cur, &c);
+            cudaMemcpy(d_knew, knew_b, 2 * B * HKV * HD, cudaMemcpyHostToDevice);
+            cudaMemcpy(d_len, cur, sizeof cur, cudaMemcpyHostToDevice);
+            if (select_quest_update_cuda(d_kmax, d_kmin, d_knew, d_len, t, &c, NULL, &err)) seer_die("%s", err.msg);
+        }
+        select_quest_cpu(idx, q, kmax, kmin, len, &c);
+        if (select_quest_cuda(d_idx, d_q, d_kmax, d_kmin, d_len, t, &c, NULL, &err)) seer_die("%s", err.msg);
+        sync_or_die("quest");
+        cudaMemcpy(gidx, d_idx, 4 * B * HKV * c.max_sel, cudaMemcpyDeviceToHost);
+        uint16_t *gmax = xmalloc(2 * npg);
+        cudaMemcpy(gmax, d_kmax, 2 * npg, cudaMemcpyDeviceToHost);
+        int pages_ok = 1;
+        for (int64_t i = 0; i < npg; i++) {
+            float g = t == SEER_F16 ? f16_to_f32(gmax[i]) : bf16_to_f32(gmax[i]);
+            int page = (int)((i / HD) % nb), b = (int)(i / ((int64_t)HKV * nb * HD));
+            if (page * 64 < len[b] && g != kmax[i]) pages_ok = 0;
+        }
+        same = !memcmp(gidx, idx, 4 * B * HKV * c.max_sel);
+        printf("    quest %s G %d: pages %s, lists %s\n", dtype_name(t), G, pages_ok ? "exact" : "differ",
+               same ? "identical" : "differ");
+        CHECK(pages_ok && same);
+        cudaFree(d_q), cudaFree(d_k), cudaFree(d_len), cudaFree(d_idx), cudaFree(d_ws);
+        cudaFree(d_kmax), cudaFree(d_kmin), cudaFree(d_knew);
+        free(q_b), free(k_b), free(knew_b), free(q), free(k), free(knew), free(idx), free(gidx);
+        free(kmax), free(kmin), free(gmax);
+    }
+}
+
+int main(void) {
+    RUN(test_kcomp_update);
+    RUN(test_gate);
+    RUN(test_oracle_quest);
+    return test_summary();
+}
