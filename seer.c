@@ -13,8 +13,11 @@ typedef struct {
 static const Command commands[] = {
     {"bench", cmd_bench, "time kernels and passes against baselines (seer bench --help)"},
     {"data", cmd_data, "JSONL traces to packed, shuffled HDF5 token shards for training"},
+    {"export", cmd_export, "write a run's gates as a SeerAttention gate folder (.safetensors + .pth)"},
     {"forward", cmd_forward, "top next tokens of a Hugging Face model on token ids (CPU reference)"},
+    {"recall", cmd_recall, "attention recall of gates vs Quest vs oracle on held-out chunks"},
     {"tokenize", cmd_tokenize, "JSON lines of text or chat messages to token ids, and back (--decode)"},
+    {"train", cmd_train, "distil the attention gates of a frozen model on token shards (resumable)"},
     {"version", cmd_version, "print the version and the backends this binary was built with"},
 };
 

@@ -877,3 +877,23 @@ int gate_folder_read(const char *dir, float **params, int *L, GateShape *s, Seer
     free(path);
     return rc;
 }
+
+int gate_load_dir(const char *dir, float **params, int *L, GateShape *s, SeerErr *err) {
+    size_t n = strlen(dir) + sizeof TRAIN_STATE_FILE + 2;
+    char *path = xmalloc(n);
+    snprintf(path, n, "%s/%s", dir, TRAIN_STATE_FILE);
+    if (access(path, F_OK) != 0) {
+        free(path);
+        return gate_folder_read(dir, params, L, s, err);
+    }
+    TrainState st;
+    int rc = train_state_load(path, &st, err);
+    free(path);
+    if (rc) return -1;
+    *s = (GateShape){.HKV = st.HKV, .G = st.G, .HD = st.HD, .DG = st.DG};
+    *L = st.L;
+    *params = st.params;  // taken over: not freed below
+    st.params = NULL;
+    train_state_free(&st);
+    return 0;
+}

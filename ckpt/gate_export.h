@@ -85,3 +85,7 @@ int gate_folder_read(const char *dir, float **params, int *L, GateShape *s, Seer
 // Same, from a set of named tensors already in memory (`what` names the source in messages).
 int gate_params_from_tensors(const GateTensorSet *set, const char *what, float **params, int *L,
                              GateShape *s, SeerErr *err);
+
+// Gates from either a `seer train` run folder (RUN_DIR/checkpoint.seer: the fp32 master weights)
+// or a gate folder (gate_folder_read). Same outputs and errors.
+int gate_load_dir(const char *dir, float **params, int *L, GateShape *s, SeerErr *err);

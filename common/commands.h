@@ -7,3 +7,6 @@ int cmd_bench(int argc, char **argv);    // bench/cmd_bench.c
 int cmd_forward(int argc, char **argv);  // model/cmd_forward.c
 int cmd_tokenize(int argc, char **argv);  // data/cmd_tokenize.c
 int cmd_data(int argc, char **argv);      // data/cmd_data.c
+int cmd_train(int argc, char **argv);     // train/cmd_train.c
+int cmd_export(int argc, char **argv);    // ckpt/cmd_export.c
+int cmd_recall(int argc, char **argv);    // eval/cmd_recall.c

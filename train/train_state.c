@@ -151,8 +151,10 @@ int train_state_save(const char *path, const TrainState *s, SeerErr *err) {
     int failed = writer_put(&w, CKPT_MAGIC, 8, err) || writer_put(&w, &version, 4, err) ||
                  writer_put(&w, &hlen, 4, err) || writer_put(&w, header, hlen, err) ||
                  writer_put(&w, s->cursor, s->cursor_len, err) ||
-                 writer_put(&w, s->params, nb, err) || writer_put(&w, s->m, nb, err) ||
-                 writer_put(&w, s->v, nb, err);
+                 writer_put(&w, s->params, nb, err);
+    const char *pause = getenv("SEER_FAULT_CKPT_PAUSE_US");  // fault injection: see the header
+    if (!failed && pause) usleep((useconds_t)strtoul(pause, NULL, 10));
+    failed = failed || writer_put(&w, s->m, nb, err) || writer_put(&w, s->v, nb, err);
     if (!failed) {
         uint32_t crc = (uint32_t)w.crc;
         failed = writer_put(&w, &crc, 4, err) || writer_put(&w, CKPT_TRAILER, 4, err);

@@ -38,6 +38,8 @@ typedef struct {
 
 // Writes s to path atomically (path.tmp, fsync, rename, fsync of the folder): a reader sees
 // the old file or the new one, never a torn one. Returns -1 with err naming the failing call.
+// Fault injection for tests: with SEER_FAULT_CKPT_PAUSE_US=N in the environment the writer
+// sleeps N microseconds half-way through the file, so a SIGKILL can land inside the write.
 int train_state_save(const char *path, const TrainState *s, SeerErr *err);
 
 // Reads and verifies a checkpoint (magic, version, size, CRC32, header fields) into *s, which
