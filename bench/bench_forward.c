@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "ckpt/hf_config.h"
 #include "common/common.h"
 
 #ifdef SEER_CUDA
@@ -19,7 +20,7 @@
 
 typedef struct {
     const char *config;
-    int tokens, iters, sdpa;
+    int tokens, iters, sdpa, forward;
     const char *docs;  // comma-separated lengths, repeated to fill --tokens
 } BenchArgs;
 
@@ -30,25 +31,29 @@ typedef struct {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: seer bench forward --config CONFIG.json [--tokens N] [--docs L1,L2,..] [--iters N]\n"
-            "                          [--no-sdpa]\n\n"
+            "                          [--no-sdpa] [--attention-only]\n\n"
             "Times the prefill attention kernel (with and without the gate target) at the shape of a\n"
             "Hugging Face config.json (num_attention_heads, num_key_value_heads, head_dim) on random\n"
             "bf16 inputs made on the GPU, for one document of N tokens and for a chunk packed from\n"
             "the --docs lengths (repeated, the last one cut to fill N), next to torch SDPA FLASH and\n"
-            "CUDNN (python3 bench/sdpa_prefill.py) at the same shapes.\n\n"
+            "CUDNN (python3 bench/sdpa_prefill.py) at the same shapes. Then the whole forward of the\n"
+            "config (random bf16 weights made on the GPU, no lm head) over the packed chunk, with and\n"
+            "without the target: tokens/s, GEMM and attention TFLOP/s, share of time per part, memory.\n\n"
             "  --config PATH   model config.json (e.g. bench/configs/qwen3-8b.json)\n"
             "  --tokens N      tokens per chunk (default 32768)\n"
             "  --docs LIST     document lengths of the packed case (default 6000)\n"
             "  --iters N       timed calls per measurement (default 5)\n"
-            "  --no-sdpa       skip the torch baseline\n");
+            "  --no-sdpa       skip the torch baseline\n"
+            "  --attention-only  skip the whole-forward timing\n");
 }
 
 static int parse_args(BenchArgs *a, int argc, char **argv) {
-    *a = (BenchArgs){NULL, 32768, 5, 1, "6000"};
+    *a = (BenchArgs){NULL, 32768, 5, 1, 1, "6000"};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(s, "--no-sdpa")) a->sdpa = 0;
+        else if (!strcmp(s, "--attention-only")) a->forward = 0;
         else if (!v) { fprintf(stderr, "seer: bench forward: %s needs a value\n", s); return -1; }
         else if (!strcmp(s, "--config")) a->config = argv[++i];
         else if (!strcmp(s, "--tokens")) a->tokens = atoi(argv[++i]);
@@ -179,7 +184,7 @@ static int bench_attention_case(const char *label, const int *lens, int n, int T
     CUDA_TRY(cudaMalloc(&tgt, tgt_n * 4));
     AttnCudaPlan pl;
     double ms_t, ms_p, fl = causal_flops(lens, n, s);
-    int rc = cuda_fill_normal_bf16(qkv, (int64_t)qkv_n, 1.0f, 1234, 0, err);
+    int rc = cuda_fill_normal_bf16(qkv, (int64_t)qkv_n, 0.f, 1.0f, 1234, 0, err);
     if (!rc) rc = attention_cuda_plan_init(&pl, ws, ws_bytes, lens, n, T, s->H, s->HKV, s->HD, NB, 1, 0, err);
     if (!rc) rc = time_attention(&ms_p, &pl, out, NULL, qkv, s, a->iters, err);
     if (!rc) rc = time_attention(&ms_t, &pl, out, tgt, qkv, s, a->iters, err);
@@ -195,6 +200,40 @@ static int bench_attention_case(const char *label, const int *lens, int n, int T
     cudaFree(qkv);
     cudaFree(out);
     cudaFree(tgt);
+    return rc;
+}
+
+// Whole forward with random weights over the chunk `lens`, with and without the target.
+static int bench_whole_forward(const char *config, const int *lens, int n, int T, SeerErr *err) {
+    ModelConfig c;
+    if (hf_config_load(&c, config, err)) return -1;
+    ForwardCuda f;
+    if (forward_cuda_create(&f, &c, T, 1, 1, stdout, err)) return -1;
+    int *ids = xmalloc(sizeof(int) * (size_t)T), rc = forward_cuda_randomize(&f, 7, err);
+    for (int t = 0; t < T; t++) ids[t] = (int)((t * 2654435761u) % (unsigned)c.V);
+    double qkv = (double)(c.H + 2 * c.HKV) * c.HD, gemm_fl = 0, attn_fl = 0;
+    gemm_fl = 2.0 * T * c.L * ((double)c.D * qkv + (double)c.H * c.HD * c.D + 3.0 * c.D * c.F);
+    for (int i = 0; i < n; i++) attn_fl += 4.0 * lens[i] * (double)lens[i] / 2 * c.H * c.HD * c.L;
+    printf("forward: %d layers, %d tokens in %d docs, GEMM %.1f TFLOP + attention %.1f TFLOP\n", c.L, T, n,
+           gemm_fl / 1e12, attn_fl / 1e12);
+    for (int want = 0; !rc && want <= 1; want++) {
+        ForwardCudaHook hook = {NULL, NULL, want};
+        rc = forward_cuda_run(&f, ids, T, lens, n, &hook, NULL, err);  // warm-up
+        double t0 = seer_now();
+        if (!rc) rc = forward_cuda_run(&f, ids, T, lens, n, &hook, NULL, err);
+        double wall = seer_now() - t0;
+        if (rc) break;
+        ForwardCudaTimes *tm = &f.times;
+        size_t fr, tot;
+        cudaMemGetInfo(&fr, &tot);
+        printf("  forward%-9s %8.1f ms wall (%7.1f ms on the stream)  %8.0f tokens/s  %6.1f TFLOP/s overall\n",
+               want ? " + target" : "", wall * 1e3, tm->total, T / wall, (gemm_fl + attn_fl) / wall / 1e12);
+        printf("    GEMM %5.1f%% (%6.1f TFLOP/s)  attention %5.1f%% (%6.1f TFLOP/s)  other %5.1f%%  device memory in use %.1f GB\n",
+               100 * tm->gemm / tm->total, gemm_fl / (tm->gemm * 1e-3) / 1e12, 100 * tm->attention / tm->total,
+               attn_fl / (tm->attention * 1e-3) / 1e12, 100 * tm->other / tm->total, (tot - fr) / 1e9);
+    }
+    free(ids);
+    forward_cuda_free(&f);
     return rc;
 }
 
@@ -216,6 +255,7 @@ static int bench_forward(int argc, char **argv) {
     int n = make_docs(lens, a.tokens, a.docs, a.tokens);
     int rc = bench_attention_case("attention, one document", &one, 1, a.tokens, &s, &a, &err);
     if (!rc) rc = bench_attention_case("attention, packed --docs", lens, n, a.tokens, &s, &a, &err);
+    if (!rc && a.forward) rc = bench_whole_forward(a.config, &one, 1, a.tokens, &err);
     free(lens);
     if (rc) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
     return 0;

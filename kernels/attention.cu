@@ -2,13 +2,13 @@
 // accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
-// Tiling. One CTA (8 warps, 256 threads) takes a work item = (document, query tile, KV head g).
+// Tiling. One CTA (8 warps, 256 threads, ATT_MT = 1) takes a work item = (document, query tile, KV head g).
 // Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
 // ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
 // and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 64
 // keys = one gate block, aligned to the document start, so tile j is block j.
 //
-// Per warp: 16 rows, S = Q K^T and O += P V with mma.sync m16n8k16 bf16 (fp32 accumulators),
+// Per warp: 16 rows (ATT_MT = 2: 32 rows, 4 warps; measured slower, see docs/KERNELS.md), S = Q K^T and O += P V with mma.sync m16n8k16 bf16 (fp32 accumulators),
 // online softmax in the log2 domain, K/V tiles double-buffered through cp.async with an XOR
 // swizzle against bank conflicts.
 //
@@ -29,9 +29,13 @@ extern "C" {
 #include "kernels/attention.h"
 }
 
-#define ATT_WARPS 8
+#ifndef ATT_MT
+#define ATT_MT 1  // 16-row m-tiles per warp (1: 8 warps of 16 rows; 2: 4 warps of 32 rows)
+#endif
+#define ATT_WARPS (8 / ATT_MT)
+#define ATT_MIN_CTAS (ATT_MT == 2 ? 2 : 1)  // resident CTAs per SM the registers allow
 #define ATT_THREADS (ATT_WARPS * 32)
-#define ATT_BM (ATT_WARPS * 16)  // rows (token, head) per CTA
+#define ATT_BM (ATT_WARPS * 16 * ATT_MT)  // rows (token, head) per CTA
 #define ATT_BN 64                // keys per tile = SEER_BLOCK
 
 typedef struct {
@@ -75,13 +79,21 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
                  : "r"(smem_addr(p)));
 }
 
-// c[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators.
+// c[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators. Not volatile: a pure register
+// operation, so the compiler may interleave it with the (volatile) ldmatrix of the next fragments.
 __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
+    asm(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
         "{%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 2^x on the special function unit (flush-to-zero; ex2(-inf) = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -99,16 +111,19 @@ __device__ __forceinline__ int swz(int row, int c) {
 // ---------------------------------------------------------------- tile loads
 
 // Rows [0, 64) of a K or V tile: document keys kp0 .. kp0+63 of KV head g; rows at or past the
-// document end are zero-filled.
+// document end are zero-filled. Thread i copies chunk i % CH of rows i / CH + k * RPP: the swizzle
+// (row & 7) is the same for all its rows, so addresses advance by constants.
 template <int HD>
 __device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *dst, const __nv_bfloat16 *src,
                                              int64_t ld, int d0, int dlen, int kp0, int g) {
-    constexpr int CH = HD / 8;
-    for (int i = threadIdx.x; i < ATT_BN * CH; i += ATT_THREADS) {
-        int row = i / CH, c = i % CH, kp = kp0 + row;
-        bool ok = kp < dlen;
-        const __nv_bfloat16 *s = src + (ok ? (int64_t)(d0 + kp) * ld + (int64_t)g * HD + c * 8 : 0);
-        cp_async16(dst + swz<HD>(row, c), s, ok);
+    constexpr int CH = HD / 8, RPP = ATT_THREADS / CH;
+    const int row = threadIdx.x / CH, c = threadIdx.x % CH;
+    const __nv_bfloat16 *s = src + (int64_t)(d0 + kp0 + row) * ld + (int64_t)g * HD + c * 8;
+    __nv_bfloat16 *d = dst + swz<HD>(row, c);
+#pragma unroll
+    for (int k = 0; k < ATT_BN / RPP; k++) {
+        const bool ok = kp0 + row + k * RPP < dlen;
+        cp_async16(d + k * RPP * HD, ok ? s + k * RPP * ld : src, ok);
     }
 }
 
@@ -160,9 +175,10 @@ __device__ void target_epilogue(const AttnParams &p, const float *scr, const flo
 // ---------------------------------------------------------------- the kernel
 
 template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const AttnParams p) {
+__global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kernel(const AttnParams p) {
     constexpr int KS = HD / 16;  // k-steps of S = Q K^T
     constexpr int NO = HD / 8;   // n-tiles of O
+    constexpr int MT = ATT_MT;   // m-tiles (16 rows) per warp
     extern __shared__ __align__(128) unsigned char smem_raw[];
     __nv_bfloat16 *sq = (__nv_bfloat16 *)smem_raw;  // [ATT_BM, HD]
     __nv_bfloat16 *sk = sq + ATT_BM * HD;           // [2, ATT_BN, HD]
@@ -172,6 +188,7 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const Att
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G;
     const int mi = lane >> 3, r8 = lane & 7;  // ldmatrix: matrix index, row within it
+    const int w0 = warp * 16 * MT;            // first row of this warp
     float *scr = p.target ? p.scratch + (int64_t)blockIdx.x * ATT_BM * p.NB : nullptr;
 
     for (int w = blockIdx.x; w < p.n_work; w += gridDim.x) {
@@ -180,24 +197,27 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const Att
         const int qpos0 = q0 - d0, rows = nq * G;
         const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
 
-        // This thread's two rows (mma C layout: lane/4 and lane/4 + 8 of the warp's 16).
-        const int ra = warp * 16 + (lane >> 2), rb = ra + 8;
-        const int qa = qpos0 + (ra < rows ? ra : rows - 1) / G;  // padding rows copy the last
-        const int qb = qpos0 + (rb < rows ? rb : rows - 1) / G;
-        const bool warp_live = warp * 16 < rows;
-        const int wq_lo = qpos0 + (warp * 16 < rows ? warp * 16 : rows - 1) / G;
-        const int wq_hi = qpos0 + min(warp * 16 + 15, rows - 1) / G;
+        // This thread's rows: lane/4 and lane/4 + 8 of each 16-row m-tile (mma C layout). Padding
+        // rows take the last real row's query position, so no row is ever fully masked.
+#define ROW(t, h) (w0 + (t) * 16 + (h) * 8 + (lane >> 2))
+#define QPOS(t, h) (qpos0 + min(ROW(t, h), rows - 1) / G)
+        const bool warp_live = w0 < rows;
+        const int wq_lo = qpos0 + min(w0, rows - 1) / G;
+        const int wq_hi = qpos0 + min(w0 + 16 * MT - 1, rows - 1) / G;
 
         load_q_tile<HD>(sq, p, q0, nq, g);
         load_kv_tile<HD>(sk, p.k, p.ldk, d0, dlen, 0, g);
         load_kv_tile<HD>(sv, p.v, p.ldv, d0, dlen, 0, g);
         cp_async_commit();
 
-        uint32_t qf[KS][4];
-        float o[NO][4];
+        float o[MT][NO][4], m[MT][2], l[MT][2];
 #pragma unroll
-        for (int n = 0; n < NO; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-        float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+        for (int t = 0; t < MT; t++) {
+#pragma unroll
+            for (int n = 0; n < NO; n++) o[t][n][0] = o[t][n][1] = o[t][n][2] = o[t][n][3] = 0.f;
+            m[t][0] = m[t][1] = -INFINITY;
+            l[t][0] = l[t][1] = 0.f;
+        }
 
         for (int j = 0; j < nkt; j++) {
             const int buf = j & 1;
@@ -210,126 +230,124 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const Att
                 cp_async_wait<0>();
             }
             __syncthreads();
-            if (j == 0) {
-#pragma unroll
-                for (int ks = 0; ks < KS; ks++)
-                    ldsm_x4(qf[ks], sq + swz<HD>(warp * 16 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
-            }
             const int kp0 = j * ATT_BN;
             if (warp_live && kp0 <= wq_hi) {
                 const __nv_bfloat16 *kt = sk + buf * ATT_BN * HD, *vt = sv + buf * ATT_BN * HD;
-                float s[8][4];
+                float s[MT][8][4];
 #pragma unroll
-                for (int n = 0; n < 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+                for (int t = 0; t < MT; t++)
+#pragma unroll
+                    for (int n = 0; n < 8; n++) s[t][n][0] = s[t][n][1] = s[t][n][2] = s[t][n][3] = 0.f;
 #pragma unroll
                 for (int ks = 0; ks < KS; ks++) {
+                    uint32_t qf[MT][4];
+#pragma unroll
+                    for (int t = 0; t < MT; t++)
+                        ldsm_x4(qf[t], sq + swz<HD>(w0 + t * 16 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
 #pragma unroll
                     for (int np = 0; np < 4; np++) {
                         uint32_t b[4];
                         ldsm_x4(b, kt + swz<HD>(np * 16 + (mi >> 1) * 8 + r8, ks * 2 + (mi & 1)));
-                        mma_bf16(s[2 * np], qf[ks], b[0], b[1]);
-                        mma_bf16(s[2 * np + 1], qf[ks], b[2], b[3]);
+#pragma unroll
+                        for (int t = 0; t < MT; t++) {
+                            mma_bf16(s[t][2 * np], qf[t], b[0], b[1]);
+                            mma_bf16(s[t][2 * np + 1], qf[t], b[2], b[3]);
+                        }
                     }
                 }
                 // Scale into the log2 domain; causal mask on the diagonal tiles only.
                 const bool need_mask = kp0 + ATT_BN - 1 > wq_lo;
-                float ta = -INFINITY, tb = -INFINITY;
 #pragma unroll
-                for (int n = 0; n < 8; n++) {
+                for (int t = 0; t < MT; t++) {
+                    float tm[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        float x = s[n][e] * p.scale_log2;
-                        if (need_mask) {
-                            int kp = kp0 + n * 8 + (lane & 3) * 2 + (e & 1);
-                            if (kp > (e < 2 ? qa : qb)) x = -INFINITY;
+                    for (int n = 0; n < 8; n++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) {
+                            float x = s[t][n][e] * p.scale_log2;
+                            if (need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > QPOS(t, e >> 1))
+                                x = -INFINITY;
+                            s[t][n][e] = x;
+                            tm[e >> 1] = fmaxf(tm[e >> 1], x);
                         }
-                        s[n][e] = x;
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
+                        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
+                        if (scr && (lane & 3) == 0 && ROW(t, h) < rows)  // block max logit
+                            scr[(int64_t)ROW(t, h) * p.NB + j] = tm[h];
+                        const float mn = fmaxf(m[t][h], tm[h]), alpha = fast_exp2(m[t][h] - mn);
+                        m[t][h] = mn;
+                        float sum = 0.f;
+#pragma unroll
+                        for (int n = 0; n < 8; n++) {
+                            s[t][n][2 * h] = fast_exp2(s[t][n][2 * h] - mn);
+                            s[t][n][2 * h + 1] = fast_exp2(s[t][n][2 * h + 1] - mn);
+                            sum += s[t][n][2 * h] + s[t][n][2 * h + 1];
+                        }
+                        l[t][h] = l[t][h] * alpha + sum;
+#pragma unroll
+                        for (int n = 0; n < NO; n++) {
+                            o[t][n][2 * h] *= alpha;
+                            o[t][n][2 * h + 1] *= alpha;
+                        }
                     }
-                    ta = fmaxf(ta, fmaxf(s[n][0], s[n][1]));
-                    tb = fmaxf(tb, fmaxf(s[n][2], s[n][3]));
-                }
-#pragma unroll
-                for (int off = 1; off <= 2; off <<= 1) {
-                    ta = fmaxf(ta, __shfl_xor_sync(0xffffffffu, ta, off));
-                    tb = fmaxf(tb, __shfl_xor_sync(0xffffffffu, tb, off));
-                }
-                if (scr && (lane & 3) == 0) {  // block max logit of each row
-                    if (ra < rows) scr[(int64_t)ra * p.NB + j] = ta;
-                    if (rb < rows) scr[(int64_t)rb * p.NB + j] = tb;
-                }
-                const float na = fmaxf(ma, ta), nb = fmaxf(mb, tb);
-                const float aa = exp2f(ma - na), ab = exp2f(mb - nb);
-                ma = na;
-                mb = nb;
-                float sa = 0.f, sb = 0.f;
-#pragma unroll
-                for (int n = 0; n < 8; n++) {
-                    s[n][0] = exp2f(s[n][0] - na);
-                    s[n][1] = exp2f(s[n][1] - na);
-                    s[n][2] = exp2f(s[n][2] - nb);
-                    s[n][3] = exp2f(s[n][3] - nb);
-                    sa += s[n][0] + s[n][1];
-                    sb += s[n][2] + s[n][3];
-                }
-                la = la * aa + sa;
-                lb = lb * ab + sb;
-#pragma unroll
-                for (int n = 0; n < NO; n++) {
-                    o[n][0] *= aa;
-                    o[n][1] *= aa;
-                    o[n][2] *= ab;
-                    o[n][3] *= ab;
                 }
 #pragma unroll
                 for (int ks = 0; ks < 4; ks++) {  // 16 keys per k-step of O += P V
-                    uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]),
-                                     pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                                     pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                                     pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+                    uint32_t a[MT][4];
+#pragma unroll
+                    for (int t = 0; t < MT; t++) {
+                        a[t][0] = pack_bf16(s[t][2 * ks][0], s[t][2 * ks][1]);
+                        a[t][1] = pack_bf16(s[t][2 * ks][2], s[t][2 * ks][3]);
+                        a[t][2] = pack_bf16(s[t][2 * ks + 1][0], s[t][2 * ks + 1][1]);
+                        a[t][3] = pack_bf16(s[t][2 * ks + 1][2], s[t][2 * ks + 1][3]);
+                    }
 #pragma unroll
                     for (int dp = 0; dp < HD / 16; dp++) {
                         uint32_t b[4];
                         ldsm_x4_t(b, vt + swz<HD>(ks * 16 + (mi & 1) * 8 + r8, dp * 2 + (mi >> 1)));
-                        mma_bf16(o[2 * dp], a, b[0], b[1]);
-                        mma_bf16(o[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+                        for (int t = 0; t < MT; t++) {
+                            mma_bf16(o[t][2 * dp], a[t], b[0], b[1]);
+                            mma_bf16(o[t][2 * dp + 1], a[t], b[2], b[3]);
+                        }
                     }
                 }
             }
             __syncthreads();  // the buffer read here is refilled next iteration
         }
 
-        // Row sums across the quad, normalise, write bf16 out.
-#pragma unroll
-        for (int off = 1; off <= 2; off <<= 1) {
-            la += __shfl_xor_sync(0xffffffffu, la, off);
-            lb += __shfl_xor_sync(0xffffffffu, lb, off);
-        }
-        const float ia = 1.f / la, ib = 1.f / lb;
+        // Row sums across the quad, normalise, write bf16 out; row stats for the target.
         const int c0 = (lane & 3) * 2;
-        if (ra < rows) {
-            __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + ra / G) * p.H + g * G + ra % G) * HD + c0;
 #pragma unroll
-            for (int n = 0; n < NO; n++)
-                *(__nv_bfloat162 *)(dst + n * 8) = __floats2bfloat162_rn(o[n][0] * ia, o[n][1] * ia);
-        }
-        if (rb < rows) {
-            __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + rb / G) * p.H + g * G + rb % G) * HD + c0;
+        for (int t = 0; t < MT; t++)
 #pragma unroll
-            for (int n = 0; n < NO; n++)
-                *(__nv_bfloat162 *)(dst + n * 8) = __floats2bfloat162_rn(o[n][2] * ib, o[n][3] * ib);
-        }
-        if (scr) {
-            if ((lane & 3) == 0) {
-                rowM[ra] = ma;
-                rowL[ra] = la;
-                rowM[rb] = mb;
-                rowL[rb] = lb;
+            for (int h = 0; h < 2; h++) {
+                float lt = l[t][h];
+                lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+                lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+                const int r = ROW(t, h);
+                if (scr && (lane & 3) == 0) {
+                    rowM[r] = m[t][h];
+                    rowL[r] = lt;
+                }
+                if (r >= rows) continue;
+                const float inv = 1.f / lt;
+                __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
+#pragma unroll
+                for (int n = 0; n < NO; n++)
+                    *(__nv_bfloat162 *)(dst + n * 8) =
+                        __floats2bfloat162_rn(o[t][n][2 * h] * inv, o[t][n][2 * h + 1] * inv);
             }
+        if (scr) {
             __syncthreads();  // scratch (global) and row stats visible to the whole CTA
             target_epilogue(p, scr, rowM, rowL, q0, qpos0, nq, g);
             __syncthreads();  // scratch slot and row stats are reused by the next item
         }
     }
+#undef ROW
+#undef QPOS
 }
 
 // ---------------------------------------------------------------- host side
@@ -338,8 +356,7 @@ static size_t attn_smem_bytes(int HD) {
     return (size_t)(ATT_BM + 4 * ATT_BN) * HD * 2 + 2 * ATT_BM * sizeof(float);
 }
 
-// Resident CTAs of the persistent grid on the current device (1 per SM: 256 threads near 255
-// registers each).
+// Resident CTAs of the persistent grid on the current device (ATT_MIN_CTAS per SM).
 static int attn_slots(int HD, SeerErr *err) {
     int dev, sms, per_sm = 0;
     cudaError_t e = cudaGetDevice(&dev);
