@@ -10,6 +10,7 @@ int bench_gate_main(int argc, char **argv);     // bench/bench_gate.c
 int bench_load_main(int argc, char **argv);     // bench/bench_load.c
 int bench_decode_main(int argc, char **argv);   // bench/bench_decode.c
 int bench_tokenize_main(int argc, char **argv); // bench/bench_tokenize.c
+int bench_train_main(int argc, char **argv);    // bench/bench_train.c
 
 // One row per benchmark; each lives in bench/bench_<name>.c.
 static const BenchCommand benches[] = {
@@ -18,6 +19,7 @@ static const BenchCommand benches[] = {
     {"gate", bench_gate_main, "one layer's gate step (forward, KL, backward) and scores on the GPU"},
     {"decode", bench_decode_main, "dense and block-sparse decode kernels + selection vs copy bandwidth and torch SDPA"},
     {"tokenize", bench_tokenize_main, "single-thread tokenizer MB/s (compare: bench/tokenize_hf.py)"},
+    {"train", bench_train_main, "the GPU training step (forward + target + gate + AdamW): tokens/s, time shares, memory"},
     {NULL, NULL, NULL},
 };
 
