@@ -46,13 +46,14 @@ static void tokenize_usage(FILE *f) {
             "\"seer: stdin:LINE: ...\" and exit status 1.\n");
 }
 
+// Returns 0, 1 after printing --help, or -1 (usage printed to stderr).
 static int parse_args(int argc, char **argv, TokenizeOpts *o) {
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             tokenize_usage(stdout);
-            exit(0);
+            return 1;
         } else if (!strcmp(a, "--tokenizer") && i + 1 < argc) o->tokenizer = argv[++i];
         else if (!strcmp(a, "--generation-prompt")) o->generation_prompt = 1;
         else if (!strcmp(a, "--no-thinking")) o->no_thinking = 1;
@@ -215,7 +216,8 @@ static int run_lines(TokenizeRun *r) {
 
 int cmd_tokenize(int argc, char **argv) {
     TokenizeRun r = {0};
-    if (parse_args(argc, argv, &r.o) < 0) return 2;
+    int pa = parse_args(argc, argv, &r.o);
+    if (pa) return pa < 0 ? 2 : 0;
     SeerErr err;
     Tokenizer *tok = tokenizer_load(r.o.tokenizer, &err);
     if (!tok) {

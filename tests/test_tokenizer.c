@@ -376,7 +376,9 @@ static int run_tokenize(const char **args, int nargs, const char *input, char **
         dup2(fi, 0), dup2(fo, 1), dup2(fe, 2);
         char *argv[16] = {"tokenize"};
         for (int i = 0; i < nargs; i++) argv[i + 1] = (char *)args[i];
-        exit(cmd_tokenize(nargs + 1, argv));
+        int rc = cmd_tokenize(nargs + 1, argv);
+        fflush(NULL);
+        _exit(rc);  // no atexit work in the child (the parent's state is not the child's to check)
     }
     int status;
     waitpid(pid, &status, 0);
