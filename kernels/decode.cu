@@ -2,7 +2,7 @@
 //
 // One program (CTA of 4 warps) per (split, KV head, sequence). Its tiles are 64-token blocks
 // (consecutive blocks when dense, the split's share of the block list when sparse), streamed
-// through a 3-stage cp.async ring of K [64, 128] + V [64, 128] (32 KB a stage, rows XOR-swizzled
+// through a 3-stage cp.async ring (all 3 tiles in flight while the program waits for the oldest) of K [64, 128] + V [64, 128] (32 KB a stage, rows XOR-swizzled
 // in 16-byte chunks so ldmatrix is conflict-free). Warp w owns tokens 16w .. 16w+15 of every
 // tile and keeps its own online-softmax state for the G <= 16 query heads (one m16n8k16 row per
 // head, rows >= G are zero): S = Q K^T and O += P V on tensor cores, fp32 accumulation. At the
@@ -203,13 +203,25 @@ __device__ void combine_splits(const DecodeParams &p, float *wl, int b, int kvh,
         for (int s = 0; s < S; s++) wl[tid * S + s] = den > 0 ? wl[tid * S + s] / den : 0.0f;
     }
     __syncthreads();
-    for (int i = tid; i < G * kHD; i += kThreads) {
-        int row = i / kHD, d = i % kHD;
-        float acc = 0;
-        for (int s = 0; s < S; s++)
-            acc += wl[row * S + s] * __ldcg(p.o_part + (ws0 + row * S + s) * kHD + d);
-        uint16_t *out = (uint16_t *)p.out + b * p.o_sb + (kvh * G + row) * p.o_sh;
-        out[d] = to_elem<BF16>(acc);
+    const float4 *part = reinterpret_cast<const float4 *>(p.o_part);
+    for (int i = tid; i < G * kHD / 4; i += kThreads) {  // 16 loads in flight per thread
+        int row = i / (kHD / 4), c4 = i % (kHD / 4);
+        const float4 *src = part + (ws0 + row * S) * (kHD / 4) + c4;
+        float4 acc = make_float4(0, 0, 0, 0);
+        for (int s0 = 0; s0 < S; s0 += 16) {
+            float4 v[16];
+#pragma unroll
+            for (int u = 0; u < 16; u++)
+                v[u] = s0 + u < S ? __ldcg(src + (s0 + u) * (kHD / 4)) : make_float4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < 16; u++) {
+                float w = s0 + u < S ? wl[row * S + s0 + u] : 0.0f;
+                acc.x += w * v[u].x, acc.y += w * v[u].y, acc.z += w * v[u].z, acc.w += w * v[u].w;
+            }
+        }
+        uint16_t *out = (uint16_t *)p.out + b * p.o_sb + (kvh * G + row) * p.o_sh + c4 * 4;
+        out[0] = to_elem<BF16>(acc.x), out[1] = to_elem<BF16>(acc.y);
+        out[2] = to_elem<BF16>(acc.z), out[3] = to_elem<BF16>(acc.w);
     }
 }
 
@@ -313,7 +325,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
     int t0, t1;
     decode_split_range(n_tiles, p.n_split, split, &t0, &t1);
     const int n = t1 - t0;
-    for (int i = 0; i < kStages - 1; i++) {
+    for (int i = 0; i < kStages; i++) {
         if (i < n) {
             uint32_t ks = ring + i * 2 * kTileBytes;
             load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
@@ -321,7 +333,7 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
         }
         cp_async_commit();
     }
-    cp_async_wait<kStages - 1>();  // the Q group
+    cp_async_wait<kStages>();  // the Q group
     __syncthreads();
     uint32_t qf[kHD / 16][4];
 #pragma unroll
@@ -334,19 +346,18 @@ __global__ void __launch_bounds__(kThreads, 2) decode_split_kernel(const DecodeP
     st.m[0] = st.m[1] = -INFINITY;
     st.l[0] = st.l[1] = 0;
     const float sc2 = p.scale * 1.4426950408889634f;
-    for (int i = 0; i < n; i++) {
-        cp_async_wait<kStages - 2>();
+    for (int i = 0; i < n; i++) {  // kStages tiles in flight while waiting for tile i
+        cp_async_wait<kStages - 1>();
         __syncthreads();
-        int nx = i + kStages - 1;
-        if (nx < n) {
-            uint32_t ks = ring + (nx % kStages) * 2 * kTileBytes;
-            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
-                      p.block_idx ? list_s[t0 + nx] : t0 + nx, len, tid);
-        }
-        cp_async_commit();
         uint32_t ks = ring + (i % kStages) * 2 * kTileBytes;
         int blk = p.block_idx ? list_s[t0 + i] : t0 + i;
         tile_compute<BF16>(st, qf, ks, ks + kTileBytes, blk * kBlk + warp * 16, len, sc2, lane);
+        __syncthreads();
+        int nx = i + kStages;
+        if (nx < n)
+            load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
+                      p.block_idx ? list_s[t0 + nx] : t0 + nx, len, tid);
+        cp_async_commit();
     }
     cp_async_wait<0>();
     __syncthreads();

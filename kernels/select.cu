@@ -18,7 +18,6 @@ namespace {
 
 constexpr int kHD = 128, kDG = 128, kMaxNB = 4096, kMaxG = 16;
 constexpr int kSelThreads = 512, kSelWarps = kSelThreads / 32;
-constexpr int kSlots = kMaxNB / kSelThreads;  // keys per thread in the top-k search
 constexpr int kChunkRows = 256;               // kcomp rows per cp.async chunk (64 KB)
 
 template <bool BF16>
@@ -70,49 +69,55 @@ __device__ float block_max(float x, float *red) {
     return t;
 }
 
+__device__ __forceinline__ int warp_sum_int(int x) {
+    for (int o = 16; o; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+// Count of keys >= cand among key[0..n-1], by one warp; keys of the first 512 kept in kr.
+__device__ __forceinline__ int warp_count_ge(const uint32_t (&kr)[16], const float *key, int n,
+                                             uint32_t cand, int lane) {
+    int cnt = 0;
+#pragma unroll
+    for (int i = 0; i < 16; i++) cnt += kr[i] >= cand;
+    for (int j = 512 + lane; j < n; j += 32) cnt += ord_key(key[j]) >= cand;
+    return warp_sum_int(cnt);
+}
+
 // Sets flags[j] for the k largest key[0..n-1] (ties: lowest j), all j when n <= k. Never clears
-// a flag. All kSelThreads threads call it; n <= kMaxNB.
+// a flag. All threads call it. Warp 0 finds the k-th largest key bit by bit (32 rounds of warp
+// counts, no block barriers) and ranks the ties; then every thread flags the keys above it.
 __device__ void flag_topk(const float *key, int n, int k, unsigned char *flags) {
+    __shared__ uint32_t kth;
     const int tid = threadIdx.x;
     if (n <= k) {
-        for (int j = tid; j < n; j += kSelThreads) flags[j] = 1;
+        for (int j = tid; j < n; j += blockDim.x) flags[j] = 1;
         __syncthreads();
         return;
     }
-    uint32_t kr[kSlots];
-    const int slots = (n + kSelThreads - 1) / kSelThreads;
+    if (tid < 32) {
+        const int lane = tid;
+        uint32_t kr[16], T = 0;
 #pragma unroll
-    for (int r = 0; r < kSlots; r++) {
-        int j = r * kSelThreads + tid;
-        kr[r] = (r < slots && j < n) ? ord_key(key[j]) : 0u;  // 0: below every real key image
-    }
-    uint32_t T = 0;
-    for (int bit = 31; bit >= 0; bit--) {
-        uint32_t cand = T | (1u << bit);
-        int cnt = 0;
-#pragma unroll
-        for (int r = 0; r < kSlots; r++)
-            if (r < slots) cnt += __syncthreads_count(kr[r] >= cand);
-        if (cnt >= k) T = cand;
-    }
-    int ge = 0;
-#pragma unroll
-    for (int r = 0; r < kSlots; r++)
-        if (r < slots) {
-            ge += __syncthreads_count(kr[r] >= T);
-            int j = r * kSelThreads + tid;
-            if (j < n && kr[r] > T) flags[j] = 1;
+        for (int i = 0; i < 16; i++) kr[i] = lane + 32 * i < n ? ord_key(key[lane + 32 * i]) : 0u;
+        for (int bit = 31; bit >= 0; bit--) {
+            uint32_t cand = T | (1u << bit);
+            if (warp_count_ge(kr, key, n, cand, lane) >= k) T = cand;
         }
-    if (ge == k) {
-#pragma unroll
-        for (int r = 0; r < kSlots; r++)
-            if (r < slots && r * kSelThreads + tid < n && kr[r] == T) flags[r * kSelThreads + tid] = 1;
-    } else if (tid == 0) {  // ties straddle the k-th place: lowest indices first
-        int gt = 0;
-        for (int j = 0; j < n; j++) gt += ord_key(key[j]) > T;
-        for (int j = 0, need = k - gt; j < n && need > 0; j++)
-            if (ord_key(key[j]) == T) flags[j] = 1, need--;
+        int need = k - (T == 0xffffffffu ? 0 : warp_count_ge(kr, key, n, T + 1, lane)), seen = 0;
+        for (int j0 = 0; j0 < n && seen < need; j0 += 32) {  // ties at T: lowest indices first
+            int j = j0 + lane;
+            bool eq = j < n && ord_key(key[j]) == T;
+            unsigned bal = __ballot_sync(0xffffffffu, eq);
+            if (eq && seen + __popc(bal & ((1u << lane) - 1)) < need) flags[j] = 1;
+            seen += __popc(bal);
+        }
+        if (lane == 0) kth = T;
     }
+    __syncthreads();
+    const uint32_t T = kth;
+    for (int j = tid; j < n; j += blockDim.x)
+        if (ord_key(key[j]) > T) flags[j] = 1;
     __syncthreads();
 }
 
@@ -137,8 +142,19 @@ __device__ void write_list(int32_t *list, int max_sel, const unsigned char *flag
     for (int i = base + tid; i < max_sel; i += kSelThreads) list[i] = -1;
 }
 
+// Inverse RoPE frequencies theta^(-2i/DG), formed on the host exactly as select_rope_cpu does.
+struct RopeInv {
+    float v[kDG / 2];
+};
+
+RopeInv rope_inv(float theta) {
+    RopeInv r;
+    for (int i = 0; i < kDG / 2; i++) r.v[i] = (float)(1.0 / pow((double)theta, (double)(2 * i) / kDG));
+    return r;
+}
+
 // y[0..127] (shared) = RoPE(rmsnorm(y) * w, pos); called by all threads, threads < 128 work.
-__device__ void norm_rope(float *y, const float *w, int pos, float theta, float *red) {
+__device__ void norm_rope(float *y, const float *w, int pos, const RopeInv &inv, float *red) {
     const int tid = threadIdx.x;
     float v = tid < kDG ? y[tid] : 0.0f;
     float ss = block_sum(v * v, red);
@@ -146,12 +162,11 @@ __device__ void norm_rope(float *y, const float *w, int pos, float theta, float 
     if (tid < kDG) y[tid] = v * r * w[tid];
     __syncthreads();
     if (tid < kDG / 2) {
-        float inv = (float)(1.0 / pow((double)theta, (double)(2 * tid) / kDG));
-        float ang = (float)pos * inv;
-        float cs = (float)cos((double)ang), sn = (float)sin((double)ang);
+        double sn, cs;
+        sincos((double)((float)pos * inv.v[tid]), &sn, &cs);
         float a = y[tid], b = y[tid + kDG / 2];
-        y[tid] = a * cs - b * sn;
-        y[tid + kDG / 2] = b * cs + a * sn;
+        y[tid] = a * (float)cs - b * (float)sn;
+        y[tid + kDG / 2] = b * (float)cs + a * (float)sn;
     }
     __syncthreads();
 }
@@ -200,12 +215,14 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
+__device__ __forceinline__ void cp_async_wait2() { asm volatile("cp.async.wait_group 2;\n" ::); }
 
 // ---- K-compression update --------------------------------------------------------------------
 
 template <bool BF16>
 __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const int32_t *block,
-                                    const uint16_t *wk, const float *knorm, SelectConfig c) {
+                                    const uint16_t *wk, const float *knorm, SelectConfig c,
+                                    RopeInv inv) {
     __shared__ float kc[3 * kHD], y[kDG], part[16 * kDG], red[32];
     const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, j = block[b];
     if (j < 0) return;
@@ -222,7 +239,7 @@ __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const
     }
     __syncthreads();
     matvec_bf16(y, kc, wk + (int64_t)kvh * 3 * kHD * kDG, 3 * kHD, part);
-    norm_rope(y, knorm, j * SEER_BLOCK + (c.rope_last ? SEER_BLOCK - 1 : 0), c.rope_theta, red);
+    norm_rope(y, knorm, j * SEER_BLOCK + (c.rope_last ? SEER_BLOCK - 1 : 0), inv, red);
     if (tid < kDG) kcomp[(pair * c.nb_max + j) * kDG + tid] = to_elem<BF16>(y[tid]);
 }
 
@@ -230,7 +247,7 @@ __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const
 
 struct GateSmem {
     uint16_t kbuf[2][kChunkRows * kDG];  // kcomp rows, double-buffered (128 KB)
-    float x[kMaxG * kHD];                // the group's pre-RoPE query heads
+    uint16_t x[kMaxG * kHD];             // the group's pre-RoPE query heads (dtype bits)
     float part[(kSelThreads / 16) * kDG];
     float qg[kDG];
     float key[kMaxNB];                   // scores of the candidates, then probabilities
@@ -247,11 +264,58 @@ __device__ void issue_chunk(uint16_t *dst, const uint16_t *src, int row0, int n_
     cp_async_commit();
 }
 
+// qg (shared, [128]) = x (shared, dtype bits) @ wq [n_in, 128] (bf16): thread (rg, cg) reads 16
+// bytes (8 columns) of rows rg, rg + 32, ...; the first 16 rows' loads are issued before the
+// caller's cp.async of x has landed (wait_x waits for it), 16 loads in flight at a time.
+template <bool BF16>
+__device__ void gate_matvec(float *qg, const uint16_t *x, const uint16_t *wq, int n_in,
+                            float *part) {
+    const int tid = threadIdx.x, cg = tid % 16, rg = tid / 16, ng = kSelThreads / 16;
+    const uint4 *w4 = reinterpret_cast<const uint4 *>(wq);
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint4 u[16];
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        int r = rg + i * ng;
+        u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
+    }
+    cp_async_wait2();  // x (the oldest group) has landed
+    __syncthreads();
+    for (int r0 = rg;; r0 += 16 * ng) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            int r = r0 + i * ng;
+            float xr = r < n_in ? ld<BF16>(x, r) : 0.0f;
+            uint32_t wv[4] = {u[i].x, u[i].y, u[i].z, u[i].w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                acc[2 * e] += xr * __uint_as_float(wv[e] << 16);
+                acc[2 * e + 1] += xr * __uint_as_float(wv[e] & 0xffff0000u);
+            }
+        }
+        if (r0 + 16 * ng >= n_in) break;
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            int r = r0 + 16 * ng + i * ng;
+            u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
+    __syncthreads();
+    if (tid < kDG) {
+        float s = 0;
+        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
+        qg[tid] = s;
+    }
+    __syncthreads();
+}
+
 template <bool BF16>
 __global__ void __launch_bounds__(kSelThreads, 1)
     gate_select_kernel(int32_t *idx, const uint16_t *q_nope, const uint16_t *kcomp,
                        const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
-                       SelectConfig c) {
+                       SelectConfig c, RopeInv inv) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GateSmem &sm = *reinterpret_cast<GateSmem *>(smem_raw);
     const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -264,16 +328,17 @@ __global__ void __launch_bounds__(kSelThreads, 1)
     }
     const int n_cand = len / SEER_BLOCK, cur = (len - 1) / SEER_BLOCK;
     const uint16_t *kc = kcomp + pair * c.nb_max * kDG;
+    for (int i = tid; i < G * kHD / 8; i += kSelThreads)  // x, then the first kcomp chunks
+        cp_async16(sm.x + i * 8, q_nope + pair * G * kHD + i * 8);
+    cp_async_commit();
     issue_chunk(sm.kbuf[0], kc, 0, n_cand);  // HBM reads overlap the query projection
     issue_chunk(sm.kbuf[1], kc, kChunkRows, n_cand);
-    for (int i = tid; i < G * kHD; i += kSelThreads) sm.x[i] = ld<BF16>(q_nope + pair * G * kHD, i);
     for (int j = tid; j <= cur; j += kSelThreads) sm.flags[j] = 0;
-    __syncthreads();
-    matvec_bf16(sm.qg, sm.x, wq + (int64_t)kvh * G * kHD * kDG, G * kHD, sm.part);
-    norm_rope(sm.qg, qnorm, len - 1, c.rope_theta, sm.red);
+    gate_matvec<BF16>(sm.qg, sm.x, wq + (int64_t)kvh * G * kHD * kDG, G * kHD, sm.part);
+    norm_rope(sm.qg, qnorm, len - 1, inv, sm.red);
     float q4[4];
     for (int e = 0; e < 4; e++) q4[e] = sm.qg[lane * 4 + e];
-    const float inv = rsqrtf((float)kDG);
+    const float inv_sqrt_dg = rsqrtf((float)kDG);
     for (int ch = 0; ch * kChunkRows < n_cand; ch++) {
         cp_async_wait1();
         __syncthreads();
@@ -286,7 +351,7 @@ __global__ void __launch_bounds__(kSelThreads, 1)
             float s = 0;
             for (int e = 0; e < 4; e++) s += q4[e] * ld<BF16>(e4, e);
             s = warp_sum(s);
-            if (lane == 0) sm.key[ch * kChunkRows + r] = s * inv;
+            if (lane == 0) sm.key[ch * kChunkRows + r] = s * inv_sqrt_dg;
         }
         __syncthreads();
         issue_chunk(sm.kbuf[ch % 2], kc, (ch + 2) * kChunkRows, n_cand);
@@ -456,10 +521,10 @@ extern "C" int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int
     cudaStream_t s = (cudaStream_t)stream;
     if (dtype == SEER_BF16)
         kcomp_update_kernel<true><<<grid, 256, 0, s>>>((uint16_t *)kcomp, (const uint16_t *)kraw,
-                                                       block, wk, knorm, *c);
+                                                       block, wk, knorm, *c, rope_inv(c->rope_theta));
     else
         kcomp_update_kernel<false><<<grid, 256, 0, s>>>((uint16_t *)kcomp, (const uint16_t *)kraw,
-                                                        block, wk, knorm, *c);
+                                                        block, wk, knorm, *c, rope_inv(c->rope_theta));
     return launched("kcomp_update_kernel", err);
 }
 
@@ -479,10 +544,12 @@ extern "C" int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kc
     cudaStream_t s = (cudaStream_t)stream;
     if (dtype == SEER_BF16)
         gate_select_kernel<true><<<grid, kSelThreads, smem, s>>>(
-            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c);
+            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c,
+            rope_inv(c->rope_theta));
     else
         gate_select_kernel<false><<<grid, kSelThreads, smem, s>>>(
-            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c);
+            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c,
+            rope_inv(c->rope_theta));
     return launched("gate_select_kernel", err);
 }
 
