@@ -25,6 +25,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <utf8proc.h>
 
@@ -437,25 +439,31 @@ static size_t byte_level_decode(const char *s, size_t n, char *buf, size_t at) {
     return at;
 }
 
+// Reads a whole file; gzip-compressed files (tokenizer.json.gz) are inflated transparently by zlib.
 static int read_file(const char *path, char **data, size_t *n, SeerErr *err) {
-    FILE *f = fopen(path, "rb");
+    gzFile f = gzopen(path, "rb");
     if (!f) return seer_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len < 0) {
-        fclose(f);
-        return seer_fail(err, "%s: cannot read", path);
+    size_t cap = 1 << 20, len = 0;
+    *data = xmalloc(cap + 1);
+    for (;;) {
+        if (len == cap) *data = xrealloc(*data, (cap *= 2) + 1);
+        size_t want = cap - len < (1u << 30) ? cap - len : (1u << 30);
+        int got = gzread(f, *data + len, (unsigned)want);
+        if (got < 0) {
+            int zerr;
+            SeerErr e;
+            seer_fail(&e, "%s: cannot read: %s", path, gzerror(f, &zerr));
+            gzclose(f);
+            free(*data);
+            *err = e;
+            return -1;
+        }
+        if (got == 0) break;
+        len += (size_t)got;
     }
-    *data = xmalloc((size_t)len + 1);
-    size_t got = fread(*data, 1, (size_t)len, f);
-    fclose(f);
-    if (got != (size_t)len) {
-        free(*data);
-        return seer_fail(err, "%s: short read (%zu of %ld bytes)", path, got, len);
-    }
+    gzclose(f);
     (*data)[len] = 0;
-    *n = (size_t)len;
+    *n = len;
     return 0;
 }
 
@@ -768,8 +776,12 @@ void tokenizer_free(Tokenizer *t) {
 Tokenizer *tokenizer_load(const char *path, SeerErr *err) {
     char file[4096];
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(file, sizeof file, "%s/tokenizer.json", path);
-    else snprintf(file, sizeof file, "%s", path);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(file, sizeof file, "%s/tokenizer.json", path);
+        if (access(file, R_OK) != 0) snprintf(file, sizeof file, "%s/tokenizer.json.gz", path);
+    } else {
+        snprintf(file, sizeof file, "%s", path);
+    }
     char *data = NULL;
     size_t n = 0;
     if (read_file(file, &data, &n, err) < 0) return NULL;

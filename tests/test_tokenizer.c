@@ -2,7 +2,7 @@
 //
 // Fixtures (tests/fixtures/tokenizer, made by tests/golden/make_tokenizer_fixtures.py with the
 // `tokenizers` and `transformers` libraries): ids of every case, decodes of cut id lists, rendered chat
-// templates. The real tokenizers come from the shared folder: $SEER_SHARED, ../shared or /work/shared.
+// templates. The tokenizers are in the repo: tests/fixtures/tokenizer/qwen3 (the real Qwen3 one, gzip) and data/testbed/model.
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,26 +16,16 @@
 #include "tests/test.h"
 
 #define FIX "tests/fixtures/tokenizer"
+#define QWEN3_DIR FIX "/qwen3"          // the real Qwen3 tokenizer (gzip) and tokenizer_config.json
+#define TESTBED_DIR "data/testbed/model"
 
-static char shared_dir[1024];
 static json_t *meta;
 static Tokenizer *toks[4];
 static const char *tok_names[4] = {"qwen3", "testbed", "testbed-flags", "testbed-plain"};
 
-static const char *find_shared(void) {
-    const char *cands[] = {getenv("SEER_SHARED"), "../shared", "/work/shared"};
-    for (int i = 0; i < 3; i++) {
-        char p[1100];
-        if (!cands[i]) continue;
-        snprintf(p, sizeof p, "%s/tokenizers/qwen3/tokenizer.json", cands[i]);
-        if (access(p, R_OK) == 0) return cands[i];
-    }
-    return NULL;
-}
-
 static void tok_path(int k, char *out, size_t cap) {
-    if (k == 0) snprintf(out, cap, "%s/tokenizers/qwen3/tokenizer.json", shared_dir);
-    else if (k == 1) snprintf(out, cap, "%s/testbed/model/tokenizer.json", shared_dir);
+    if (k == 0) snprintf(out, cap, QWEN3_DIR "/tokenizer.json.gz");
+    else if (k == 1) snprintf(out, cap, TESTBED_DIR "/tokenizer.json");
     else snprintf(out, cap, FIX "/%s.json", tok_names[k]);
 }
 
@@ -119,7 +109,7 @@ static void test_load(void) {
     // A folder holding tokenizer.json loads the same file.
     char dir[1100];
     SeerErr err;
-    snprintf(dir, sizeof dir, "%s/testbed/model", shared_dir);
+    snprintf(dir, sizeof dir, "%s", TESTBED_DIR);
     Tokenizer *t = tokenizer_load(dir, &err);
     CHECK(t && !strcmp(tokenizer_hash(t), tokenizer_hash(toks[1])));
     tokenizer_free(t);
@@ -321,11 +311,11 @@ static void test_chat_errors(void) {
 static void test_chat_template_check(void) {
     SeerErr err;
     char p[1200];
-    snprintf(p, sizeof p, "%s/tokenizers/qwen3/tokenizer_config.json", shared_dir);
+    snprintf(p, sizeof p, "%s", QWEN3_DIR "/tokenizer_config.json");
     CHECK(chat_template_check(p, &err) == 0);
-    snprintf(p, sizeof p, "%s/tokenizers/qwen3", shared_dir);
+    snprintf(p, sizeof p, "%s", QWEN3_DIR);
     CHECK(chat_template_check(p, &err) == 0);
-    snprintf(p, sizeof p, "%s/testbed/model/tokenizer.json", shared_dir);
+    snprintf(p, sizeof p, "%s", TESTBED_DIR "/tokenizer.json");
     CHECK(chat_template_check(p, &err) == 0);
     char dir[] = "/tmp/seer_tpl_XXXXXX", cfg[64];
     CHECK(mkdtemp(dir) != NULL);
@@ -398,8 +388,8 @@ static int run_tokenize(const char **args, int nargs, const char *input, char **
 
 static void test_cli(void) {
     char qwen[1200], tb[1200], *out, *err;
-    snprintf(qwen, sizeof qwen, "%s/tokenizers/qwen3", shared_dir);
-    snprintf(tb, sizeof tb, "%s/testbed/model/tokenizer.json", shared_dir);
+    snprintf(qwen, sizeof qwen, "%s", QWEN3_DIR);
+    snprintf(tb, sizeof tb, "%s", TESTBED_DIR "/tokenizer.json");
     const char *enc[] = {"--tokenizer", tb};
     CHECK(run_tokenize(enc, 2, "\"Hello\"\n\"\"\n\"a<|im_end|>\"\n", &out, &err) == 0);
     CHECK(!strcmp(out, "[39,534,1368]\n[]\n[64,1585]\n"));
@@ -440,13 +430,6 @@ static void test_cli(void) {
 }
 
 int main(void) {
-    const char *sh = find_shared();
-    if (!sh) {
-        fprintf(stderr, "test_tokenizer: shared folder not found ($SEER_SHARED, ../shared, /work/shared)\n");
-        printf("FAIL - test_tokenizer_setup\n# passed 0 failed 1\n");
-        return 1;
-    }
-    snprintf(shared_dir, sizeof shared_dir, "%s", sh);
     meta = json_load_file(FIX "/meta.json", 0, NULL);
     RUN(test_sha256);
     RUN(test_load);
