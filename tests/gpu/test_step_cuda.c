@@ -57,6 +57,13 @@ static int same_bits(const float *a, const float *b, int64_t n) {
     return memcmp(a, b, sizeof(float) * (size_t)n) == 0;
 }
 
+// Bit-identical, except that a NaN matches any NaN (CPU and GPU make different NaN payloads).
+static int same_values(const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(isnan(a[i]) && isnan(b[i])) && memcmp(&a[i], &b[i], sizeof(float)) != 0) return 0;
+    return 1;
+}
+
 // ---------------------------------------------------------------- 1. optimizer kernels
 
 typedef struct {
@@ -92,7 +99,7 @@ static void run_opt_case(const OptCase *c) {
     // GPU.
     CHECK(adamw_cuda_scale_norm(dg, n, c->scale, partials, &norm_gpu, 0, &err) == 0);
     float *g_gpu = from_dev(dg, n);
-    CHECK(same_bits(g_gpu, g_scaled, n));
+    CHECK(same_values(g_gpu, g_scaled, n));
     if (c->nan_at >= 0) {
         CHECK(isnan(norm_gpu) && isnan(norm_cpu));
     } else {
@@ -169,6 +176,49 @@ static void check_update_replay(StepCuda *sc, float *p, AdamW *opt, const float 
     free(g), free(pg), free(mg), free(vg);
 }
 
+// Worst over layers of max |g - ref| / max |ref| (NaN gives INFINITY).
+static double worst_grad_err(const float *g, const float *ref, int64_t P, int L) {
+    double worst = 0;
+    for (int l = 0; l < L; l++) {
+        double e = 0, mx = 0;
+        for (int64_t i = 0; i < P; i++) mx = fmax(mx, fabs(ref[l * P + i]));
+        for (int64_t i = 0; i < P; i++) {
+            double d = fabs((double)g[l * P + i] - ref[l * P + i]) / mx;
+            e = d != d ? INFINITY : fmax(e, d);
+        }
+        worst = fmax(worst, e);
+    }
+    return worst;
+}
+
+// Worst over layers of |loss - ref| / |ref| (NaN gives INFINITY).
+static double worst_loss_err(const double *loss, const double *ref, int L) {
+    double worst = 0;
+    for (int l = 0; l < L; l++) {
+        double e = fabs(loss[l] - ref[l]) / fabs(ref[l]);
+        worst = e != e ? INFINITY : fmax(worst, e);
+    }
+    return worst;
+}
+
+// One step of the chunks with options o from params: the summed gradient g [n] and the layer
+// losses [L] (step means). Returns 0, or -1 having printed the error.
+static int gpu_step(float *g, double *loss, const Model *m, const StepCudaOpts *o, const float *params,
+                    int *const *ids, const int *Tc, const int *const *docs, const int *nd, int nc) {
+    SeerErr err;
+    StepCuda *sc;
+    int rc = step_cuda_create(&sc, &m->cfg, o, NULL, &err);
+    if (!rc) rc = step_cuda_upload_model(sc, m, &err);
+    if (!rc) rc = step_cuda_set_state(sc, params, NULL, NULL, 0, &err);
+    if (!rc) rc = step_cuda_begin(sc, &err);
+    for (int c = 0; !rc && c < nc; c++) rc = step_cuda_chunk(sc, ids[c], Tc[c], docs[c], nd[c], NULL, &err);
+    if (!rc) rc = step_cuda_get_grads(sc, g, &err);
+    if (!rc) rc = step_cuda_finish(sc, 1e-3f, 1.0f, loss, NULL, &err);
+    if (rc) printf("    %s\n", err.msg);
+    step_cuda_free(sc);
+    return rc;
+}
+
 static void test_step_testbed(void) {
     SeerErr err;
     Model m;
@@ -186,6 +236,7 @@ static void test_step_testbed(void) {
         for (int t = 0; t < Tc[c]; t++) ids[c][t] = (int)(urand() * mc->V);
     }
     StepCudaOpts so = step_cuda_default_opts(740, 2);  // 5 documents: the gate grows once
+    CHECK(so.overlap == 1 && so.tf32 == 0);
     StepCuda *sc;
     if (step_cuda_create(&sc, mc, &so, stdout, &err)) {
         printf("    %s\n", err.msg);
@@ -199,6 +250,8 @@ static void test_step_testbed(void) {
     CHECK(step_cuda_param_count(sc) == n);
     float *params = xmalloc(sizeof(float) * n), *grads = xcalloc((size_t)n, sizeof(float));
     for (int l = 0; l < L; l++) gate_params_init(params + l * P, s, 11, l);
+    float *params0 = xmalloc(sizeof(float) * n);
+    memcpy(params0, params, sizeof(float) * n);
     double *loss_cpu = xcalloc((size_t)L, sizeof(double)), *loss_gpu = xcalloc((size_t)L, sizeof(double)), norm;
     CHECK(step_cuda_set_state(sc, params, NULL, NULL, 0, &err) == 0);
     CHECK(step_cuda_begin(sc, &err) == 0);
@@ -214,25 +267,27 @@ static void test_step_testbed(void) {
     }
     float *g_gpu = xmalloc(sizeof(float) * n);
     CHECK(step_cuda_get_grads(sc, g_gpu, &err) == 0);
-    double worst_loss = 0, worst_grad = 0;
-    for (int l = 0; l < L; l++) {
-        double e = 0, mx = 0;  // max |gpu - cpu| / max |cpu| over the layer's gradient
-        for (int64_t i = 0; i < P; i++) mx = fmax(mx, fabs(grads[l * P + i]));
-        for (int64_t i = 0; i < P; i++) {
-            double d = fabs((double)g_gpu[l * P + i] - grads[l * P + i]) / mx;
-            e = d != d ? INFINITY : fmax(e, d);  // NaN never passes
-        }
-        worst_grad = fmax(worst_grad, e);
-    }
     CHECK(step_cuda_finish(sc, 1e-3f, 1.0f, loss_gpu, &norm, &err) == 0);
     for (int l = 0; l < L; l++) {
-        double ref = loss_cpu[l] / 2, e = fabs(loss_gpu[l] - ref) / fabs(ref);
-        worst_loss = fmax(worst_loss, e != e ? INFINITY : e);
-        printf("    layer %d loss cpu %.6f gpu %.6f\n", l, ref, loss_gpu[l]);
+        loss_cpu[l] /= 2;  // the step's mean over its two chunks
+        printf("    layer %d loss cpu %.6f gpu %.6f\n", l, loss_cpu[l], loss_gpu[l]);
     }
-    printf("    two chunks: worst layer loss rel err %.3g (bound 2e-2), worst grad err %.3g of max (bound 5e-2)\n",
-           worst_loss, worst_grad);
-    CHECK(worst_loss <= 2e-2 && worst_grad <= 5e-2);
+    double el = worst_loss_err(loss_gpu, loss_cpu, (int)L), eg = worst_grad_err(g_gpu, grads, P, (int)L);
+    printf("    two chunks: worst layer loss rel err %.3g (bound 2e-2), worst grad err %.3g of max (bound 5e-2)\n", el, eg);
+    CHECK(el <= 2e-2 && eg <= 5e-2);
+    // The same step without overlap: bit-identical; with TF32 projections: within the bounds.
+    float *g2 = xmalloc(sizeof(float) * n);
+    double *loss2 = xcalloc((size_t)L, sizeof(double));
+    StepCudaOpts o2 = so;
+    o2.overlap = 0;
+    CHECK(gpu_step(g2, loss2, &m, &o2, params0, ids, Tc, docs, nd, 2) == 0);
+    CHECK(same_bits(g2, g_gpu, n) && memcmp(loss2, loss_gpu, sizeof(double) * L) == 0);
+    o2.tf32 = 1;
+    CHECK(gpu_step(g2, loss2, &m, &o2, params0, ids, Tc, docs, nd, 2) == 0);
+    el = worst_loss_err(loss2, loss_cpu, (int)L), eg = worst_grad_err(g2, grads, P, (int)L);
+    printf("    TF32 gate projections: worst layer loss rel err %.3g, worst grad err %.3g of max\n", el, eg);
+    CHECK(el <= 2e-2 && eg <= 5e-2);
+    free(g2), free(loss2), free(params0);
     AdamW opt;
     adamw_init(&opt, n, adamw_default_hyper());
     check_update_replay(sc, params, &opt, g_gpu, 2, 1e-3f, 1.0f, norm, n);
