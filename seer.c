@@ -13,6 +13,8 @@ typedef struct {
 static const Command commands[] = {
     {"bench", cmd_bench, "time kernels and passes against baselines (seer bench --help)"},
     {"data", cmd_data, "JSONL traces to packed, shuffled HDF5 token shards for training"},
+    {"demo", cmd_demo, "the whole pipeline on the small testbed model, a few minutes on a CPU"},
+    {"eval", cmd_eval, "generate, grade and report with dense / gate / oracle / Quest attention (CPU)"},
     {"export", cmd_export, "write a run's gates as a SeerAttention gate folder (.safetensors + .pth)"},
     {"forward", cmd_forward, "top next tokens of a Hugging Face model on token ids (CPU reference)"},
     {"recall", cmd_recall, "attention recall of gates vs Quest vs oracle on held-out chunks"},

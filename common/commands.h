@@ -10,3 +10,5 @@ int cmd_data(int argc, char **argv);      // data/cmd_data.c
 int cmd_train(int argc, char **argv);     // train/cmd_train.c
 int cmd_export(int argc, char **argv);    // ckpt/cmd_export.c
 int cmd_recall(int argc, char **argv);    // eval/cmd_recall.c
+int cmd_demo(int argc, char **argv);      // eval/cmd_demo.c
+int cmd_eval(int argc, char **argv);      // eval/cmd_eval.c

@@ -29,6 +29,8 @@
 #include "train/train_state.h"
 #ifdef SEER_CUDA
 #include <cuda_runtime_api.h>
+
+#include "train/step_cuda.h"
 #endif
 
 #define TRAIN_GATE_DG 128  // SPEC.md section 1: gate hidden size
@@ -163,7 +165,12 @@ typedef struct {
     char *ckpt_path;
     char *stored_model, *stored_data;  // paths taken from the checkpoint when not given
     Progress prog;
+#ifdef SEER_CUDA
+    StepCuda *sc;  // the CUDA path (--device cuda), else NULL
+#endif
 } TrainRun;
+
+static int cuda_fetch_state(TrainRun *r, SeerErr *err);  // the CUDA path, below
 
 static char *path_in(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -200,8 +207,7 @@ static int device_check(const TrainConfig *c, SeerErr *err) {
     if (e != cudaSuccess || n == 0)
         return seer_fail(err, "--device cuda: no usable CUDA device (%s)",
                          e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    return seer_fail(err, "--device cuda: the CUDA training path is not in this build yet (it "
-                     "needs the CUDA forward with a layer hook); use --device cpu");
+    return 0;
 #endif
 }
 
@@ -293,6 +299,7 @@ static int restore_checkpoint(TrainRun *r, TrainState *st, SeerErr *err) {
 }
 
 static int save_checkpoint(TrainRun *r, SeerErr *err) {
+    if (cuda_fetch_state(r, err)) return -1;
     TrainState st = r->ident;
     st.step = r->step;
     st.tokens = r->tokens;
@@ -310,6 +317,9 @@ static int save_checkpoint(TrainRun *r, SeerErr *err) {
 }
 
 static void run_free(TrainRun *r) {
+#ifdef SEER_CUDA
+    step_cuda_free(r->sc);
+#endif
     if (r->log_open) run_log_close(&r->log);
     json_decref(r->config);
     shard_close(r->sr);
@@ -322,6 +332,51 @@ static void run_free(TrainRun *r) {
     free(r->stored_model);
     free(r->stored_data);
 }
+
+// ---------------------------------------------------------------- the CUDA path
+
+#ifdef SEER_CUDA
+// The whole step on the GPU (train/step_cuda.h); the host keeps copies of params and moments
+// for checkpoints and recall, fetched when needed.
+static int cuda_setup(TrainRun *r, SeerErr *err) {
+    StepCudaOpts o = step_cuda_default_opts(shard_max_len(r->sr), 64);
+    o.DG = r->s.DG;
+    o.loss = r->lopts;
+    o.hp = r->opt.hp;
+    if (step_cuda_create(&r->sc, &r->model.cfg, &o, stderr, err) ||
+        step_cuda_upload_model(r->sc, &r->model, err))
+        return -1;
+    return step_cuda_set_state(r->sc, r->params, r->opt.m, r->opt.v, r->opt.t, err);
+}
+
+// Runs the step's chunks on the GPU; fills layer_loss, *norm and the new state.
+static int cuda_step(TrainRun *r, float lr, double *norm, int64_t *tokens, SeerErr *err) {
+    if (step_cuda_begin(r->sc, err)) return -1;
+    for (int c = 0; c < r->cfg.chunks_per_step; c++) {
+        ShardChunk ch;
+        if (shard_next(r->sr, &r->cur, &ch, err) ||
+            step_cuda_chunk(r->sc, ch.ids, ch.n_tokens, ch.doc_lens, ch.n_docs, NULL, err))
+            return -1;
+        *tokens += ch.n_tokens;
+    }
+    if (step_cuda_finish(r->sc, lr, r->cfg.clip, r->layer_loss, norm, err)) return -1;
+    r->opt.t++;
+    return 0;
+}
+
+// Device -> host copies of params and moments (before a checkpoint or recall).
+static int cuda_fetch_state(TrainRun *r, SeerErr *err) {
+    return r->sc ? step_cuda_get_state(r->sc, r->params, r->opt.m, r->opt.v, &r->opt.t, err) : 0;
+}
+
+static double cuda_used_mb(void) {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    return (double)(total_b - free_b) / (1024.0 * 1024.0);
+}
+#else
+static int cuda_fetch_state(TrainRun *r, SeerErr *err) { return 0; }
+#endif
 
 // ---------------------------------------------------------------- one optimizer step
 
@@ -348,11 +403,37 @@ static double peak_mem_mb(void) {
     return (double)ru.ru_maxrss / 1024.0;
 }
 
+// Advances the counters and appends the step's metrics.
+static int train_step_log(TrainRun *r, double loss, float lr, double norm, int64_t step_tokens,
+                          double t_step, SeerErr *err) {
+    r->step++;
+    r->tokens += step_tokens;
+    double dt = seer_now() - t_step;
+    StepMetrics m = {.step = (int)r->step, .loss = loss, .layer_loss = r->layer_loss, .lr = lr,
+                     .grad_norm = norm, .tokens = r->tokens,
+                     .tokens_per_s = dt > 0 ? step_tokens / dt : 0,
+                     .elapsed_s = r->elapsed0 + seer_now() - r->t0, .peak_mem_mb = peak_mem_mb()};
+#ifdef SEER_CUDA
+    if (r->sc) m.peak_mem_mb += cuda_used_mb();  // host peak RSS + device memory in use
+#endif
+    return run_log_append(&r->log, &m, err);
+}
+
 // Accumulates chunks_per_step chunks, then clips, steps AdamW and logs. Returns -1 on error.
 static int train_step(TrainRun *r, SeerErr *err) {
     double t_step = seer_now();
     int C = r->cfg.chunks_per_step;
     int64_t step_tokens = 0;
+    LrSchedule sch = {r->cfg.lr, r->cfg.min_lr, r->cfg.warmup, r->cfg.max_steps};
+    float lr = schedule_lr(&sch, (int)r->step);
+    double norm = 0, loss = 0;
+#ifdef SEER_CUDA
+    if (r->sc) {
+        if (cuda_step(r, lr, &norm, &step_tokens, err)) return -1;
+        for (int l = 0; l < r->L; l++) loss += r->layer_loss[l];
+        return train_step_log(r, loss, lr, norm, step_tokens, t_step, err);
+    }
+#endif
     memset(r->grads, 0, (size_t)r->n * sizeof(float));
     memset(r->layer_loss, 0, (size_t)r->L * sizeof(double));
     HookCtx hc = {r};
@@ -367,23 +448,13 @@ static int train_step(TrainRun *r, SeerErr *err) {
     }
     float inv = 1.0f / (float)C;  // mean over the step's chunks
     for (int64_t i = 0; i < r->n; i++) r->grads[i] *= inv;
-    double loss = 0;
     for (int l = 0; l < r->L; l++) loss += (r->layer_loss[l] /= C);
-    double norm = adamw_clip_grad(r->grads, r->n, r->cfg.clip);
+    norm = adamw_clip_grad(r->grads, r->n, r->cfg.clip);
     if (!isfinite(norm) || !isfinite(loss))
         return seer_fail(err, "step %" PRId64 ": non-finite loss %g / gradient norm %g; stopped "
                          "(the run folder keeps its last checkpoint)", r->step + 1, loss, norm);
-    LrSchedule sch = {r->cfg.lr, r->cfg.min_lr, r->cfg.warmup, r->cfg.max_steps};
-    float lr = schedule_lr(&sch, (int)r->step);
     adamw_step(&r->opt, r->params, r->grads, lr);
-    r->step++;
-    r->tokens += step_tokens;
-    double dt = seer_now() - t_step;
-    StepMetrics m = {.step = (int)r->step, .loss = loss, .layer_loss = r->layer_loss, .lr = lr,
-                     .grad_norm = norm, .tokens = r->tokens,
-                     .tokens_per_s = dt > 0 ? step_tokens / dt : 0,
-                     .elapsed_s = r->elapsed0 + seer_now() - r->t0, .peak_mem_mb = peak_mem_mb()};
-    return run_log_append(&r->log, &m, err);
+    return train_step_log(r, loss, lr, norm, step_tokens, t_step, err);
 }
 
 // ---------------------------------------------------------------- recall
@@ -425,6 +496,9 @@ static int open_run(TrainRun *r, SeerErr *err) {
     if (!rc && have) rc = restore_checkpoint(r, &st, err);
     if (!rc && !have) r->cur = (ShardCursor){.seed = r->cfg.seed};
     train_state_free(&st);
+#ifdef SEER_CUDA
+    if (!rc && r->cfg.device == TRAIN_DEVICE_CUDA) rc = cuda_setup(r, err);
+#endif
     if (!rc && have) fprintf(stderr, "resuming %s at step %" PRId64 "\n", r->ckpt_path, r->step);
     else if (!rc && r->cfg.resume) fprintf(stderr, "no checkpoint in %s yet: starting at step 0\n", r->cfg.out_dir);
     if (!rc && !(r->config = run_config_json(r, err))) rc = -1;
@@ -479,7 +553,7 @@ int train_run(const TrainConfig *c, SeerErr *err) {
     }
     if (!rc) rc = train_steps(&r, err);
     if (!rc && r.cfg.eval_recall) {
-        rc = run_recall(&r, "after", &after, err);
+        rc = cuda_fetch_state(&r, err) || run_recall(&r, "after", &after, err) ? -1 : 0;
         if (!rc) recall_print(&after, stdout, "recall after training");
         if (!rc && have_before) recall_print_compare(&before, &after, stdout);
         if (!rc) recall_free(&after);
