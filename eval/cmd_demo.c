@@ -19,7 +19,7 @@ static void demo_usage(FILE *f) {
             "shard, distils its attention gates on the CPU, prints the attention recall of the gates\n"
             "before and after training next to Quest and the oracle, and exports the gates.\n"
             "About 3-5 minutes on 2 cores. Run it again to continue an interrupted demo.\n\n"
-            "  --out DIR       where everything goes (seer-demo)\n"
+            "  --out DIR       where everything goes (demo_out)\n"
             "  --testbed DIR   the testbed: DIR/model and DIR/train_traces.jsonl (data/testbed)\n"
             "  --steps N       optimizer steps of one 4096-token chunk each (20)\n"
             "  --threads N     CPU threads (all cores)\n");
@@ -39,7 +39,7 @@ static char *join(const char *a, const char *b) {
 
 // Returns 0, 1 for --help, -1 with err.
 static int demo_parse_args(int argc, char **argv, DemoArgs *a, SeerErr *err) {
-    *a = (DemoArgs){.out = "seer-demo", .testbed = "data/testbed", .steps = 20};
+    *a = (DemoArgs){.out = "demo_out", .testbed = "data/testbed", .steps = 20};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
