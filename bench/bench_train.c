@@ -20,14 +20,14 @@
 
 typedef struct {
     const char *config, *docs;
-    int tokens, steps, chunks, tf32, overlap;
+    int tokens, steps, chunks, tf32;
     uint64_t seed;
 } BenchArgs;
 
 static void usage(FILE *f) {
     fprintf(f,
             "usage: seer bench train --config CONFIG.json [--tokens N] [--docs packed|single|both]\n"
-            "                        [--steps N] [--chunks-per-step C] [--tf32] [--no-overlap] [--seed S]\n\n"
+            "                        [--steps N] [--chunks-per-step C] [--fp32-gate] [--seed S]\n\n"
             "Times the GPU training step of `seer train --device cuda` (frozen forward with the gate\n"
             "target, every layer's gate loss and backward, gradient accumulation, clipping, AdamW)\n"
             "at the shape of a Hugging Face config.json, with random bf16 frozen weights made on the\n"
@@ -41,18 +41,16 @@ static void usage(FILE *f) {
             "  --docs CASE          packed, single or both (default both)\n"
             "  --steps N            timed optimizer steps per case (default 2)\n"
             "  --chunks-per-step C  chunks accumulated per step (default 4)\n"
-            "  --tf32               TF32 tensor cores in the gate's projections\n"
-            "  --no-overlap         run each layer's gate on the forward's stream (default: beside it)\n"
+            "  --fp32-gate          fp32 gate projections instead of TF32 tensor cores (the default)\n"
             "  --seed S             weights and document lengths (default 1)\n");
 }
 
 static int parse_args(BenchArgs *a, int argc, char **argv) {
-    *a = (BenchArgs){NULL, "both", 32768, 2, 4, 0, 1, 1};
+    *a = (BenchArgs){NULL, "both", 32768, 2, 4, 1, 1};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { usage(stdout); exit(0); }
-        else if (!strcmp(s, "--tf32")) a->tf32 = 1;
-        else if (!strcmp(s, "--no-overlap")) a->overlap = 0;
+        else if (!strcmp(s, "--fp32-gate")) a->tf32 = 0;
         else if (!v) { fprintf(stderr, "seer: bench train: %s needs a value\n", s); return -1; }
         else if (!strcmp(s, "--config")) a->config = argv[++i];
         else if (!strcmp(s, "--tokens")) a->tokens = atoi(argv[++i]);
@@ -179,14 +177,9 @@ static int run_case(StepCuda *sc, const ModelConfig *mc, const char *label, cons
            (double)tokens / (a->steps * a->chunks), wall);
     printf("  %.0f tokens/s per GPU   model %.1f TFLOP/s (GEMM + attention, %.1f GFLOP/token)\n",
            tokens / wall, flops / wall / 1e12, flops / tokens / 1e9);
-    if (a->overlap)  // the gate runs beside the forward: its share is of the wall time, not a part
-        printf("  time: GEMM %.1f%%  attention+target %.1f%%  other kernels + copies + waits %.1f%%  optimizer %.2f%%  host %.1f%%;"
-               " gate (beside them) %.1f%%\n", 100 * sum.gemm / ms, 100 * sum.attention / ms, 100 * sum.other / ms,
-               100 * sum.optimizer / ms, 100 * (host + sum.gate) / ms, 100 * sum.gate / ms);
-    else
-        printf("  time: GEMM %.1f%%  attention+target %.1f%%  gate %.1f%%  other kernels %.1f%%  optimizer %.2f%%  host %.1f%%\n",
-               100 * sum.gemm / ms, 100 * sum.attention / ms, 100 * sum.gate / ms, 100 * sum.other / ms,
-               100 * sum.optimizer / ms, 100 * host / ms);
+    printf("  time: GEMM %.1f%%  attention+target %.1f%%  gate %.1f%%  other kernels %.1f%%  optimizer %.2f%%  host %.1f%%\n",
+           100 * sum.gemm / ms, 100 * sum.attention / ms, 100 * sum.gate / ms, 100 * sum.other / ms,
+           100 * sum.optimizer / ms, 100 * host / ms);
     printf("  device memory in use %.2f GB of %.1f GB (everything is allocated up front)\n",
            (tot - fr) / 1e9, tot / 1e9);
     fflush(stdout);
@@ -201,8 +194,8 @@ static int bench_train(const BenchArgs *a, SeerErr *err) {
     if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess)
         return seer_fail(err, "bench train: no CUDA device");
     printf("device: %s (%d SMs); config %s: D %d, L %d, H %d, HKV %d, HD %d, F %d; %d tokens per chunk; "
-           "gate %s, %s\n", prop.name, prop.multiProcessorCount, a->config, mc.D, mc.L, mc.H, mc.HKV,
-           mc.HD, mc.F, a->tokens, a->tf32 ? "TF32" : "fp32", a->overlap ? "overlapped" : "on the forward's stream");
+           "gate projections %s\n", prop.name, prop.multiProcessorCount, a->config, mc.D, mc.L, mc.H,
+           mc.HKV, mc.HD, mc.F, a->tokens, a->tf32 ? "TF32" : "fp32");
     int n = 1 + a->steps * a->chunks, do_packed = strcmp(a->docs, "single") != 0;
     int do_single = strcmp(a->docs, "packed") != 0;
     Chunks packed = {0}, single = {0};
@@ -216,7 +209,7 @@ static int bench_train(const BenchArgs *a, SeerErr *err) {
     for (int c = 0; do_packed && c < packed.n; c++)
         if (packed.start[c + 1] - packed.start[c] > max_docs) max_docs = packed.start[c + 1] - packed.start[c];
     StepCudaOpts so = step_cuda_default_opts(a->tokens, max_docs);
-    so.tf32 = a->tf32, so.overlap = a->overlap, so.timing = 1;
+    so.tf32 = a->tf32, so.timing = 1;
     StepCuda *sc;
     int rc = step_cuda_create(&sc, &mc, &so, stdout, err);
     if (rc) {
@@ -224,10 +217,10 @@ static int bench_train(const BenchArgs *a, SeerErr *err) {
         return -1;
     }
     StepCudaMem mem = step_cuda_mem(sc);
-    printf("memory plan: weights %.2f GB, forward workspace %.2f GB, gate workspace %.2f GB, overlap "
-           "copies %.2f GB, gate params + grads + AdamW moments %.2f GB (%lld parameters)\n",
-           mem.weights / 1e9, mem.forward_work / 1e9, mem.gate_work / 1e9, mem.overlap_copies / 1e9,
-           mem.optimizer / 1e9, (long long)step_cuda_param_count(sc));
+    printf("memory plan: weights %.2f GB, forward workspace %.2f GB, gate workspace %.2f GB, gate "
+           "params + grads + AdamW moments %.2f GB (%lld parameters)\n", mem.weights / 1e9,
+           mem.forward_work / 1e9, mem.gate_work / 1e9, mem.optimizer / 1e9,
+           (long long)step_cuda_param_count(sc));
     int64_t np = step_cuda_param_count(sc), L = mc.L, P = np / L;
     float *params = xmalloc(sizeof(float) * np);
     GateShape gs = {mc.HKV, mc.H / mc.HKV, mc.HD, so.DG};

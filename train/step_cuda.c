@@ -26,11 +26,6 @@ struct StepCuda {
     int fwd_made;
     GateCuda *gate;
     int gate_docs;           // the gate's document capacity
-    cudaStream_t gstream;    // the gate's stream: the forward's own, or a second one (overlap)
-    uint16_t *nope_copy;     // overlap: [T_max, (H + HKV) HD] this layer's q | k before RoPE
-    float *target_copy;      // overlap: [HKV, T_max, NB_max] this layer's target
-    cudaEvent_t ready, done; // overlap: copies made (forward stream) / gate finished (gate stream)
-    int pending;             // overlap: a gate is in flight on gstream
     float *params, *grads;   // [L, P] device fp32
     float *m, *v;            // [L, P] device fp32 AdamW moments
     double *loss;            // [L] device: the step's summed per-layer losses
@@ -43,7 +38,7 @@ struct StepCuda {
 };
 
 StepCudaOpts step_cuda_default_opts(int max_T, int max_docs) {
-    return (StepCudaOpts){.max_T = max_T, .max_docs = max_docs, .DG = 128, .overlap = 1,
+    return (StepCudaOpts){.max_T = max_T, .max_docs = max_docs, .DG = 128, .tf32 = 1,
                           .loss = gate_loss_default_opts(), .hp = adamw_default_hyper()};
 }
 
@@ -60,7 +55,7 @@ static int make_gate(StepCuda *sc, int docs, SeerErr *err) {
     gate_cuda_free(sc->gate);
     sc->gate = NULL;
     int NB = ceil_div(sc->o.max_T, SEER_BLOCK);
-    if (gate_cuda_create(&sc->gate, sc->s, sc->o.max_T, NB, docs, sc->gstream, err)) return -1;
+    if (gate_cuda_create(&sc->gate, sc->s, sc->o.max_T, NB, docs, sc->fwd.stream, err)) return -1;
     gate_cuda_set_tf32(sc->gate, sc->o.tf32);
     sc->gate_docs = docs;
     return 0;
@@ -77,13 +72,6 @@ static int alloc_state(StepCuda *sc, SeerErr *err) {
     CUDA_TRY(cudaMemset(sc->params, 0, b));
     CUDA_TRY(cudaMemset(sc->m, 0, b));
     CUDA_TRY(cudaMemset(sc->v, 0, b));
-    if (sc->o.overlap) {
-        size_t T = sc->o.max_T, NB = ceil_div(sc->o.max_T, SEER_BLOCK);
-        CUDA_TRY(cudaMalloc((void **)&sc->nope_copy, T * (sc->cfg.H + sc->cfg.HKV) * sc->cfg.HD * 2));
-        CUDA_TRY(cudaMalloc((void **)&sc->target_copy, sizeof(float) * sc->cfg.HKV * T * NB));
-        CUDA_TRY(cudaEventCreateWithFlags(&sc->ready, cudaEventDisableTiming));
-        CUDA_TRY(cudaEventCreateWithFlags(&sc->done, cudaEventDisableTiming));
-    }
     if (sc->o.timing) {
         sc->ev = xcalloc((size_t)2 * sc->L, sizeof(cudaEvent_t));
         for (int i = 0; i < 2 * sc->L; i++) CUDA_TRY(cudaEventCreate(&sc->ev[i]));
@@ -111,11 +99,6 @@ int step_cuda_create(StepCuda **out, const ModelConfig *cfg, const StepCudaOpts 
         sc->n = sc->P * sc->L;
         rc = forward_cuda_create(&sc->fwd, cfg, o->max_T, 1, o->timing, log, err);
         sc->fwd_made = !rc;
-        sc->gstream = sc->fwd.stream;
-    }
-    if (!rc && o->overlap) {
-        cudaError_t e = cudaStreamCreate(&sc->gstream);
-        if (e != cudaSuccess) rc = seer_fail(err, "step_cuda: cudaStreamCreate: %s", cudaGetErrorString(e));
     }
     if (!rc) rc = make_gate(sc, o->max_docs, err);
     if (!rc) rc = alloc_state(sc, err);
@@ -137,12 +120,6 @@ void step_cuda_free(StepCuda *sc) {
     cudaFree(sc->params), cudaFree(sc->grads), cudaFree(sc->m), cudaFree(sc->v);
     cudaFree(sc->loss), cudaFree(sc->partials);
     gate_cuda_free(sc->gate);
-    if (sc->o.overlap) {
-        cudaFree(sc->nope_copy), cudaFree(sc->target_copy);
-        if (sc->ready) cudaEventDestroy(sc->ready);
-        if (sc->done) cudaEventDestroy(sc->done);
-        if (sc->gstream && sc->fwd_made && sc->gstream != sc->fwd.stream) cudaStreamDestroy(sc->gstream);
-    }
     if (sc->fwd_made) forward_cuda_free(&sc->fwd);
     free(sc);
 }
@@ -166,8 +143,6 @@ StepCudaMem step_cuda_mem(const StepCuda *sc) {
         .weights = sc->fwd.plan.weight_bytes,
         .forward_work = sc->fwd.plan.work_bytes,
         .gate_work = gate_cuda_bytes(sc->s, sc->o.max_T, ceil_div(sc->o.max_T, SEER_BLOCK), sc->gate_docs),
-        .overlap_copies = sc->o.overlap ? (size_t)sc->o.max_T * ((sc->cfg.H + sc->cfg.HKV) * sc->cfg.HD * 2 +
-                                          sizeof(float) * sc->cfg.HKV * ceil_div(sc->o.max_T, SEER_BLOCK)) : 0,
         .optimizer = 4 * (size_t)sc->n * sizeof(float) + sizeof(double) * ((size_t)sc->L + ADAMW_CUDA_PARTIALS),
     };
 }
@@ -216,37 +191,16 @@ int step_cuda_begin(StepCuda *sc, SeerErr *err) {
 
 // At each layer of the forward (after attention, before o_proj): the gate's loss and gradient
 // from the layer's nope q/k and target, added into this layer's slots.
-// With overlap, the forward's stream first waits for the previous layer's gate (which still
-// reads the copies), copies q/k and the target, and the gate stream starts once they are made.
 static int gate_layer_hook(void *ctx, const ForwardCudaLayerView *v, SeerErr *err) {
     StepCuda *sc = ctx;
-    int l = v->layer, H = v->H, HKV = v->HKV, HD = v->HD, T = v->T;
+    int l = v->layer;
     if (!v->target) return seer_fail(err, "step_cuda: layer %d came without the gate target", l);
-    const uint16_t *q = v->q_nope, *k = v->k_nope;
-    const float *target = v->target;
-    int64_t ldq = v->ld_nope, ldk = v->ld_nope;
-    if (sc->o.overlap) {
-        if (sc->pending) CUDA_TRY(cudaStreamWaitEvent(v->stream, sc->done, 0));
-        uint16_t *qc = sc->nope_copy, *kc = sc->nope_copy + (size_t)H * HD;
-        size_t row = (size_t)(H + HKV) * HD * 2;  // bytes per token of the copy
-        CUDA_TRY(cudaMemcpy2DAsync(qc, row, q, (size_t)ldq * 2, (size_t)H * HD * 2, T, cudaMemcpyDeviceToDevice, v->stream));
-        CUDA_TRY(cudaMemcpy2DAsync(kc, row, k, (size_t)ldk * 2, (size_t)HKV * HD * 2, T, cudaMemcpyDeviceToDevice, v->stream));
-        CUDA_TRY(cudaMemcpyAsync(sc->target_copy, target, sizeof(float) * HKV * (size_t)T * v->NB,
-                                 cudaMemcpyDeviceToDevice, v->stream));
-        CUDA_TRY(cudaEventRecord(sc->ready, v->stream));
-        CUDA_TRY(cudaStreamWaitEvent(sc->gstream, sc->ready, 0));
-        q = qc, k = kc, target = sc->target_copy, ldq = ldk = (H + HKV) * HD;
-    }
-    if (sc->ev) CUDA_TRY(cudaEventRecord(sc->ev[2 * l], sc->gstream));
+    if (sc->ev) CUDA_TRY(cudaEventRecord(sc->ev[2 * l], v->stream));
     int64_t off = (int64_t)l * sc->P;
-    if (gate_cuda_loss(sc->gate, sc->grads + off, sc->loss + l, sc->params + off, q, ldq, k, ldk,
-                       target, err))
+    if (gate_cuda_loss(sc->gate, sc->grads + off, sc->loss + l, sc->params + off, v->q_nope,
+                       v->ld_nope, v->k_nope, v->ld_nope, v->target, err))
         return -1;
-    if (sc->ev) CUDA_TRY(cudaEventRecord(sc->ev[2 * l + 1], sc->gstream));
-    if (sc->o.overlap) {
-        CUDA_TRY(cudaEventRecord(sc->done, sc->gstream));
-        sc->pending = 1;
-    }
+    if (sc->ev) CUDA_TRY(cudaEventRecord(sc->ev[2 * l + 1], v->stream));
     return 0;
 }
 
@@ -261,8 +215,7 @@ static int add_chunk_times(StepCuda *sc, SeerErr *err) {
     sc->times.gemm += ft->gemm;
     sc->times.attention += ft->attention;
     sc->times.gate += gate;
-    sc->times.other += sc->o.overlap ? ft->other : ft->other - gate;  // without overlap the forward
-                                                                      // counts the gate as "other"
+    sc->times.other += ft->other - gate;  // the forward counts the hook's time as "other"
     sc->times.chunks++;
     return 0;
 }
@@ -283,11 +236,7 @@ int step_cuda_chunk(StepCuda *sc, const int *ids, int T, const int *doc_lens, in
                             sc->cfg.rope_theta, &sc->o.loss, st, err))
         return -1;
     ForwardCudaHook hook = {.fn = gate_layer_hook, .ctx = sc, .want_target = 1};
-    int rc = forward_cuda_run(&sc->fwd, ids, T, doc_lens, n_docs, &hook, NULL, err);
-    cudaError_t e = cudaStreamSynchronize(sc->gstream);  // the last layers' gates
-    sc->pending = 0;
-    if (rc) return -1;
-    if (e != cudaSuccess) return seer_fail(err, "step_cuda: gate stream: %s", cudaGetErrorString(e));
+    if (forward_cuda_run(&sc->fwd, ids, T, doc_lens, n_docs, &hook, NULL, err)) return -1;
     sc->chunks++;
     return sc->ev ? add_chunk_times(sc, err) : 0;
 }
