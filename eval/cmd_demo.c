@@ -10,24 +10,30 @@
 #include "common/commands.h"
 #include "train/loop.h"
 #include "train/train_state.h"
+#ifdef SEER_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 static void demo_usage(FILE *f) {
     fprintf(f,
-            "usage: seer demo [--out DIR] [--testbed DIR] [--steps N] [--threads N]\n\n"
+            "usage: seer demo [--out DIR] [--testbed DIR] [--steps N] [--threads N] [--cpu]\n\n"
             "Runs the whole pipeline on the small testbed model (a 6-layer Qwen3 that solves a\n"
             "long-range pointer-chasing task): renders and packs its reasoning traces into a token\n"
             "shard, distils its attention gates on the CPU, prints the attention recall of the gates\n"
             "before and after training next to Quest and the oracle, and exports the gates.\n"
-            "About 3-5 minutes on 2 cores. Run it again to continue an interrupted demo.\n\n"
+            "About 3-5 minutes on 2 cores; seconds on a GPU, used when this seer has CUDA and a\n"
+            "GPU is present (recall runs on the CPU either way). Run it again to continue an\n"
+            "interrupted demo.\n\n"
             "  --out DIR       where everything goes (demo_out)\n"
             "  --testbed DIR   the testbed: DIR/model and DIR/train_traces.jsonl (data/testbed)\n"
-            "  --steps N       optimizer steps of one 4096-token chunk each (20)\n"
-            "  --threads N     CPU threads (all cores)\n");
+            "  --steps N       optimizer steps of one 4096-token chunk each (24)\n"
+            "  --threads N     CPU threads (all cores)\n"
+            "  --cpu           train on the CPU even when a GPU is present\n");
 }
 
 typedef struct {
     const char *out, *testbed;
-    int steps, threads;
+    int steps, threads, cpu;
 } DemoArgs;
 
 static char *join(const char *a, const char *b) {
@@ -39,10 +45,14 @@ static char *join(const char *a, const char *b) {
 
 // Returns 0, 1 for --help, -1 with err.
 static int demo_parse_args(int argc, char **argv, DemoArgs *a, SeerErr *err) {
-    *a = (DemoArgs){.out = "demo_out", .testbed = "data/testbed", .steps = 20};
+    *a = (DemoArgs){.out = "demo_out", .testbed = "data/testbed", .steps = 24};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
+        if (!strcmp(f, "--cpu")) {
+            a->cpu = 1;
+            continue;
+        }
         if (!v) return seer_fail(err, "%s: unknown flag or missing value (see seer demo --help)", f);
         char *end;
         long n = strtol(v, &end, 10);
@@ -86,12 +96,17 @@ static int demo_train(const DemoArgs *a, const char *model, const char *shard, c
     c.eval_recall = 1, c.heldout = 2;
     c.budgets[0] = 256, c.budgets[1] = 512, c.budgets[2] = 1024, c.n_budgets = 3;
     c.threads = a->threads;
+#ifdef SEER_CUDA
+    int n_gpus = 0;
+    if (!a->cpu && cudaGetDeviceCount(&n_gpus) == cudaSuccess && n_gpus > 0) c.device = TRAIN_DEVICE_CUDA;
+#endif
     char *ck = join(run, TRAIN_STATE_FILE);
     c.resume = access(ck, F_OK) == 0;
     free(ck);
     printf("[2/3] distil the gates: seer train --model %s --data %s --out %s --max-steps %d "
            "--chunks-per-step 1 --lr 2e-2 --min-lr 1e-3 --warmup 2 --eval-recall --heldout 2 "
-           "--budgets 256,512,1024%s\n", model, shard, run, a->steps, c.resume ? " --resume" : "");
+           "--budgets 256,512,1024 --device %s%s\n", model, shard, run, a->steps,
+           c.device == TRAIN_DEVICE_CUDA ? "cuda" : "cpu", c.resume ? " --resume" : "");
     fflush(stdout);
     return train_run(&c, err);
 }
