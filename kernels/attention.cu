@@ -2,15 +2,17 @@
 // accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
-// Tiling. One CTA (8 warps, 256 threads, ATT_MT = 1) takes a work item = (document, query tile, KV head g).
-// Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
-// ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
-// and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 64
-// keys = one gate block, aligned to the document start, so tile j is block j.
+// Tiling. One CTA (2 warpgroups, 256 threads; 2 CTAs per SM) takes a work item = (document, query
+// tile, KV head g). Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G +
+// head_local ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all
+// G heads, and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles
+// are 64 keys = one gate block, aligned to the document start, so tile j is block j.
 //
-// Per warp: 16 rows (ATT_MT = 2: 32 rows, 4 warps; measured slower, see docs/KERNELS.md), S = Q K^T and O += P V with mma.sync m16n8k16 bf16 (fp32 accumulators),
-// online softmax in the log2 domain, K/V tiles double-buffered through cp.async with an XOR
-// swizzle against bank conflicts.
+// Per warpgroup: 64 rows. S = Q K^T with wgmma (sm_90a; Q and K from shared memory), online softmax
+// in the log2 domain on the accumulator registers, then O += P V with wgmma (P from registers, V
+// from shared memory read N-major). Q, K and V tiles sit in shared memory in wgmma's 128-byte
+// swizzled layout; K/V tiles are double-buffered through cp.async, one barrier per tile. The two
+// CTAs of an SM interleave, so one's softmax overlaps the other's matrix work.
 //
 // Target. During the sweep each row stores the max scaled logit of each key tile (one float per
 // row and block) into a per-CTA scratch slot [128, NB] in global memory (the grid is persistent,
@@ -29,14 +31,12 @@ extern "C" {
 #include "kernels/attention.h"
 }
 
-#ifndef ATT_MT
-#define ATT_MT 1  // 16-row m-tiles per warp (1: 8 warps of 16 rows; 2: 4 warps of 32 rows)
-#endif
-#define ATT_WARPS (8 / ATT_MT)
-#define ATT_MIN_CTAS (ATT_MT == 2 ? 2 : 1)  // resident CTAs per SM the registers allow
-#define ATT_THREADS (ATT_WARPS * 32)
-#define ATT_BM (ATT_WARPS * 16 * ATT_MT)  // rows (token, head) per CTA
-#define ATT_BN 64                // keys per tile = SEER_BLOCK
+#define ATT_WG 2                   // warpgroups (64 rows each) per CTA
+#define ATT_THREADS (ATT_WG * 128)
+#define ATT_WARPS (ATT_WG * 4)
+#define ATT_MIN_CTAS 2             // resident CTAs per SM (<= 128 registers per thread)
+#define ATT_BM (ATT_WG * 64)       // rows (token, head) per CTA
+#define ATT_BN 64                  // keys per tile = SEER_BLOCK
 
 typedef struct {
     const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
@@ -63,31 +63,7 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool vali
                  "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-// c[16x8] += a[16x16] b[16x8], bf16 inputs, fp32 accumulators. Not volatile: a pure register
-// operation, so the compiler may interleave it with the (volatile) ldmatrix of the next fragments.
-__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
 // 2^x on the special function unit (flush-to-zero; ex2(-inf) = 0).
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -101,11 +77,69 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
-// Element offset of 16-byte chunk c of row `row` in a [rows, HD] bf16 tile, XOR-swizzled so that
-// ldmatrix's 8 row addresses at one chunk column hit 8 different bank groups.
-template <int HD>
+// Element offset of 16-byte chunk c (of HD/8) of row `row` in a [ROWS, HD] bf16 tile, stored the
+// way wgmma reads it with the 128-byte swizzle: HD/64 column blocks of [ROWS, 64] (128-byte rows,
+// 8-row groups of 1024 bytes), chunk c%8 of a row at position (c%8) ^ (row%8).
+template <int ROWS>
 __device__ __forceinline__ int swz(int row, int c) {
-    return row * HD + ((c ^ (row & 7)) << 3);
+    return (c >> 3) * ROWS * 64 + row * 64 + (((c & 7) ^ (row & 7)) << 3);
+}
+
+// wgmma shared-memory descriptor of a 128-byte-swizzled operand at p (whose 8-row group starts
+// 1024-byte aligned): 8-row groups 1024 bytes apart (stride byte offset), lbo = leading byte offset
+// (next 64-column block for N-major operands; unused for K-major ones).
+__device__ __forceinline__ uint64_t wg_desc(const void *p, uint32_t lbo) {
+    return (uint64_t)((smem_addr(p) & 0x3FFFF) >> 4) | (uint64_t)(lbo >> 4) << 16 |
+           (uint64_t)(1024 >> 4) << 32 | 1ull << 62;
+}
+
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+// Pins registers in place around an asynchronous wgmma: the compiler may not move their reads or
+// writes across this point.
+template <int N>
+__device__ __forceinline__ void reg_fence(float *r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+__device__ __forceinline__ void reg_fence_u(uint32_t *r) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+
+#define WG_D32                                                                                      \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, " \
+    "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define WG_OUT32(c, d)                                                                               \
+    c(d[0]), c(d[1]), c(d[2]), c(d[3]), c(d[4]), c(d[5]), c(d[6]), c(d[7]), c(d[8]), c(d[9]),         \
+        c(d[10]), c(d[11]), c(d[12]), c(d[13]), c(d[14]), c(d[15]), c(d[16]), c(d[17]), c(d[18]),     \
+        c(d[19]), c(d[20]), c(d[21]), c(d[22]), c(d[23]), c(d[24]), c(d[25]), c(d[26]), c(d[27]),     \
+        c(d[28]), c(d[29]), c(d[30]), c(d[31])
+
+// d[64x64] (+)= A[64x16] B[16x64]: A and B K-major in shared memory (descriptors), fp32 d in the
+// wgmma accumulator layout. ACC false overwrites d.
+template <bool ACC>
+__device__ __forceinline__ void wgmma_ss(float *d, uint64_t da, uint64_t db) {
+    if (ACC)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                     ", %32, %33, 1, 1, 1, 0, 0;\n"
+                     : WG_OUT32("+f", d)
+                     : "l"(da), "l"(db));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                     ", %32, %33, 0, 1, 1, 0, 0;\n"
+                     : WG_OUT32("=f", d)
+                     : "l"(da), "l"(db));
+}
+
+// d[64x64] += A[64x16] B[16x64]: A in registers (mma fragment layout), B N-major in shared memory.
+__device__ __forceinline__ void wgmma_rs(float *d, const uint32_t a[4], uint64_t db) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+                 : WG_OUT32("+f", d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 
 // ---------------------------------------------------------------- tile loads
@@ -119,11 +153,11 @@ __device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *dst, const __nv_bflo
     constexpr int CH = HD / 8, RPP = ATT_THREADS / CH;
     const int row = threadIdx.x / CH, c = threadIdx.x % CH;
     const __nv_bfloat16 *s = src + (int64_t)(d0 + kp0 + row) * ld + (int64_t)g * HD + c * 8;
-    __nv_bfloat16 *d = dst + swz<HD>(row, c);
+    __nv_bfloat16 *d = dst + swz<ATT_BN>(row, c);
 #pragma unroll
     for (int k = 0; k < ATT_BN / RPP; k++) {
         const bool ok = kp0 + row + k * RPP < dlen;
-        cp_async16(d + k * RPP * HD, ok ? s + k * RPP * ld : src, ok);
+        cp_async16(d + k * RPP * 64, ok ? s + k * RPP * ld : src, ok);
     }
 }
 
@@ -138,7 +172,7 @@ __device__ __forceinline__ void load_q_tile(__nv_bfloat16 *dst, const AttnParams
         int64_t off = ok ? (int64_t)(q0 + row / p.G) * p.ldq + (int64_t)(g * p.G + row % p.G) * HD +
                                c * 8
                          : 0;
-        cp_async16(dst + swz<HD>(row, c), p.q + off, ok);
+        cp_async16(dst + swz<ATT_BM>(row, c), p.q + off, ok);
     }
 }
 
@@ -174,21 +208,29 @@ __device__ void target_epilogue(const AttnParams &p, const float *scr, const flo
 
 // ---------------------------------------------------------------- the kernel
 
+// Shared memory: Q [ATT_BM, HD], K and V [2, ATT_BN, HD] (swizzled, 1024-byte aligned), row max and
+// sum [2, ATT_BM] fp32, plus up to 1023 bytes to align the start.
+static size_t attn_smem_bytes(int HD) {
+    return (size_t)(ATT_BM + 4 * ATT_BN) * HD * 2 + 2 * ATT_BM * sizeof(float) + 1024;
+}
+
 template <int HD>
 __global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kernel(const AttnParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only (the host refuses other devices)
     constexpr int KS = HD / 16;  // k-steps of S = Q K^T
-    constexpr int NO = HD / 8;   // n-tiles of O
-    constexpr int MT = ATT_MT;   // m-tiles (16 rows) per warp
-    extern __shared__ __align__(128) unsigned char smem_raw[];
-    __nv_bfloat16 *sq = (__nv_bfloat16 *)smem_raw;  // [ATT_BM, HD]
-    __nv_bfloat16 *sk = sq + ATT_BM * HD;           // [2, ATT_BN, HD]
-    __nv_bfloat16 *sv = sk + 2 * ATT_BN * HD;       // [2, ATT_BN, HD]
+    constexpr int NA = HD / 64;  // 64-column blocks of O (one wgmma each per 16 keys)
+    constexpr int NO = HD / 8;   // 8-column n-tiles of O
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char *base = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+    __nv_bfloat16 *sq = (__nv_bfloat16 *)base;      // [NA, ATT_BM, 64] swizzled
+    __nv_bfloat16 *sk = sq + ATT_BM * HD;           // [2][NA, ATT_BN, 64]
+    __nv_bfloat16 *sv = sk + 2 * ATT_BN * HD;       // [2][NA, ATT_BN, 64]
     float *rowM = (float *)(sv + 2 * ATT_BN * HD);  // [ATT_BM]
     float *rowL = rowM + ATT_BM;                    // [ATT_BM]
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G;
-    const int mi = lane >> 3, r8 = lane & 7;  // ldmatrix: matrix index, row within it
-    const int w0 = warp * 16 * MT;            // first row of this warp
+    const int w0 = warp * 16;         // first row of this warp
+    const int g0 = (warp >> 2) * 64;  // first row of this warpgroup
     float *scr = p.target ? p.scratch + (int64_t)blockIdx.x * ATT_BM * p.NB : nullptr;
 
     for (int w = blockIdx.x; w < p.n_work; w += gridDim.x) {
@@ -197,169 +239,148 @@ __global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kerne
         const int qpos0 = q0 - d0, rows = nq * G;
         const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
 
-        // This thread's rows: lane/4 and lane/4 + 8 of each 16-row m-tile (mma C layout). Padding
-        // rows take the last real row's query position, so no row is ever fully masked.
-#define ROW(t, h) (w0 + (t) * 16 + (h) * 8 + (lane >> 2))
-#define QPOS(t, h) (qpos0 + min(ROW(t, h), rows - 1) / G)
-        const bool warp_live = w0 < rows;
-        const int wq_lo = qpos0 + min(w0, rows - 1) / G;
-        const int wq_hi = qpos0 + min(w0 + 16 * MT - 1, rows - 1) / G;
+        // This thread's rows: lane/4 and lane/4 + 8 of the warp's 16 (wgmma accumulator layout).
+        // Padding rows take the last real row's query position, so no row is ever fully masked.
+        const int row[2] = {w0 + (lane >> 2), w0 + 8 + (lane >> 2)};
+        const int qpos[2] = {qpos0 + min(row[0], rows - 1) / G, qpos0 + min(row[1], rows - 1) / G};
+        const bool wg_live = g0 < rows;  // warpgroup-uniform, as wgmma needs
+        const int wq_lo = qpos0 + min(g0, rows - 1) / G;
+        const int wq_hi = qpos0 + min(g0 + 63, rows - 1) / G;
 
         load_q_tile<HD>(sq, p, q0, nq, g);
         load_kv_tile<HD>(sk, p.k, p.ldk, d0, dlen, 0, g);
         load_kv_tile<HD>(sv, p.v, p.ldv, d0, dlen, 0, g);
         cp_async_commit();
 
-        float o[MT][NO][4], m[MT][2], l[MT][2];
+        float o[HD / 2], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
-        for (int t = 0; t < MT; t++) {
-#pragma unroll
-            for (int n = 0; n < NO; n++) o[t][n][0] = o[t][n][1] = o[t][n][2] = o[t][n][3] = 0.f;
-            m[t][0] = m[t][1] = -INFINITY;
-            l[t][0] = l[t][1] = 0.f;
-        }
+        for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
 
         for (int j = 0; j < nkt; j++) {
             const int buf = j & 1;
+            // Tile j has landed (every thread's copies), is visible to wgmma's async proxy, and the
+            // other buffer's readers (tile j-1) are done: refill it with tile j+1.
+            cp_async_wait_all();
+            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            __syncthreads();
             if (j + 1 < nkt) {
                 load_kv_tile<HD>(sk + (buf ^ 1) * ATT_BN * HD, p.k, p.ldk, d0, dlen, (j + 1) * ATT_BN, g);
                 load_kv_tile<HD>(sv + (buf ^ 1) * ATT_BN * HD, p.v, p.ldv, d0, dlen, (j + 1) * ATT_BN, g);
                 cp_async_commit();
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
             }
-            __syncthreads();
             const int kp0 = j * ATT_BN;
-            if (warp_live && kp0 <= wq_hi) {
-                const __nv_bfloat16 *kt = sk + buf * ATT_BN * HD, *vt = sv + buf * ATT_BN * HD;
-                float s[MT][8][4];
+            if (!wg_live || kp0 > wq_hi) continue;
+            const __nv_bfloat16 *kt = sk + buf * ATT_BN * HD, *vt = sv + buf * ATT_BN * HD;
+
+            float s[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in s[4n .. 4n+3]
+            wg_fence();
 #pragma unroll
-                for (int t = 0; t < MT; t++)
+            for (int ks = 0; ks < KS; ks++) {
+                const uint64_t da = wg_desc(sq + (ks >> 2) * ATT_BM * 64 + g0 * 64 + (ks & 3) * 16, 16);
+                const uint64_t db = wg_desc(kt + (ks >> 2) * ATT_BN * 64 + (ks & 3) * 16, 16);
+                if (ks == 0) wgmma_ss<false>(s, da, db);
+                else wgmma_ss<true>(s, da, db);
+            }
+            wg_commit();
+            wg_wait_all();
+            reg_fence<32>(s);
+
+            // Scale into the log2 domain; causal mask on the diagonal tiles only.
+            const bool need_mask = kp0 + ATT_BN - 1 > wq_lo;
+            float tm[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-                    for (int n = 0; n < 8; n++) s[t][n][0] = s[t][n][1] = s[t][n][2] = s[t][n][3] = 0.f;
+            for (int n = 0; n < 8; n++)
 #pragma unroll
-                for (int ks = 0; ks < KS; ks++) {
-                    uint32_t qf[MT][4];
-#pragma unroll
-                    for (int t = 0; t < MT; t++)
-                        ldsm_x4(qf[t], sq + swz<HD>(w0 + t * 16 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
-#pragma unroll
-                    for (int np = 0; np < 4; np++) {
-                        uint32_t b[4];
-                        ldsm_x4(b, kt + swz<HD>(np * 16 + (mi >> 1) * 8 + r8, ks * 2 + (mi & 1)));
-#pragma unroll
-                        for (int t = 0; t < MT; t++) {
-                            mma_bf16(s[t][2 * np], qf[t], b[0], b[1]);
-                            mma_bf16(s[t][2 * np + 1], qf[t], b[2], b[3]);
-                        }
-                    }
-                }
-                // Scale into the log2 domain; causal mask on the diagonal tiles only.
-                const bool need_mask = kp0 + ATT_BN - 1 > wq_lo;
-#pragma unroll
-                for (int t = 0; t < MT; t++) {
-                    float tm[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-                    for (int n = 0; n < 8; n++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++) {
-                            float x = s[t][n][e] * p.scale_log2;
-                            if (need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > QPOS(t, e >> 1))
-                                x = -INFINITY;
-                            s[t][n][e] = x;
-                            tm[e >> 1] = fmaxf(tm[e >> 1], x);
-                        }
-#pragma unroll
-                    for (int h = 0; h < 2; h++) {
-                        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
-                        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
-                        if (scr && (lane & 3) == 0 && ROW(t, h) < rows)  // block max logit
-                            scr[(int64_t)ROW(t, h) * p.NB + j] = tm[h];
-                        const float mn = fmaxf(m[t][h], tm[h]), alpha = fast_exp2(m[t][h] - mn);
-                        m[t][h] = mn;
-                        float sum = 0.f;
-#pragma unroll
-                        for (int n = 0; n < 8; n++) {
-                            s[t][n][2 * h] = fast_exp2(s[t][n][2 * h] - mn);
-                            s[t][n][2 * h + 1] = fast_exp2(s[t][n][2 * h + 1] - mn);
-                            sum += s[t][n][2 * h] + s[t][n][2 * h + 1];
-                        }
-                        l[t][h] = l[t][h] * alpha + sum;
-#pragma unroll
-                        for (int n = 0; n < NO; n++) {
-                            o[t][n][2 * h] *= alpha;
-                            o[t][n][2 * h + 1] *= alpha;
-                        }
-                    }
+                for (int e = 0; e < 4; e++) {
+                    float x = s[4 * n + e] * p.scale_log2;
+                    if (need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > qpos[e >> 1]) x = -INFINITY;
+                    s[4 * n + e] = x;
+                    tm[e >> 1] = fmaxf(tm[e >> 1], x);
                 }
 #pragma unroll
-                for (int ks = 0; ks < 4; ks++) {  // 16 keys per k-step of O += P V
-                    uint32_t a[MT][4];
+            for (int h = 0; h < 2; h++) {
+                tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
+                tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
+                if (scr && (lane & 3) == 0 && row[h] < rows)  // block max logit
+                    scr[(int64_t)row[h] * p.NB + j] = tm[h];
+                const float mn = fmaxf(m[h], tm[h]), alpha = fast_exp2(m[h] - mn);
+                m[h] = mn;
+                float sum = 0.f;
 #pragma unroll
-                    for (int t = 0; t < MT; t++) {
-                        a[t][0] = pack_bf16(s[t][2 * ks][0], s[t][2 * ks][1]);
-                        a[t][1] = pack_bf16(s[t][2 * ks][2], s[t][2 * ks][3]);
-                        a[t][2] = pack_bf16(s[t][2 * ks + 1][0], s[t][2 * ks + 1][1]);
-                        a[t][3] = pack_bf16(s[t][2 * ks + 1][2], s[t][2 * ks + 1][3]);
-                    }
+                for (int n = 0; n < 8; n++) {
+                    s[4 * n + 2 * h] = fast_exp2(s[4 * n + 2 * h] - mn);
+                    s[4 * n + 2 * h + 1] = fast_exp2(s[4 * n + 2 * h + 1] - mn);
+                    sum += s[4 * n + 2 * h] + s[4 * n + 2 * h + 1];
+                }
+                l[h] = l[h] * alpha + sum;
 #pragma unroll
-                    for (int dp = 0; dp < HD / 16; dp++) {
-                        uint32_t b[4];
-                        ldsm_x4_t(b, vt + swz<HD>(ks * 16 + (mi & 1) * 8 + r8, dp * 2 + (mi >> 1)));
-#pragma unroll
-                        for (int t = 0; t < MT; t++) {
-                            mma_bf16(o[t][2 * dp], a[t], b[0], b[1]);
-                            mma_bf16(o[t][2 * dp + 1], a[t], b[2], b[3]);
-                        }
-                    }
+                for (int n = 0; n < NO; n++) {
+                    o[4 * n + 2 * h] *= alpha;
+                    o[4 * n + 2 * h + 1] *= alpha;
                 }
             }
-            __syncthreads();  // the buffer read here is refilled next iteration
+            uint32_t a[4][4];  // P as bf16 A fragments, 16 keys per k-step
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                a[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
+                a[ks][1] = pack_bf16(s[8 * ks + 2], s[8 * ks + 3]);
+                a[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
+                a[ks][3] = pack_bf16(s[8 * ks + 6], s[8 * ks + 7]);
+                reg_fence_u(a[ks]);
+            }
+            reg_fence<HD / 2>(o);
+            wg_fence();
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++)
+#pragma unroll
+                for (int na = 0; na < NA; na++)
+                    wgmma_rs(o + na * 32, a[ks], wg_desc(vt + na * ATT_BN * 64 + ks * 16 * 64, ATT_BN * 128));
+            wg_commit();
+            wg_wait_all();
+            reg_fence<HD / 2>(o);
         }
 
         // Row sums across the quad, normalise, write bf16 out; row stats for the target.
         const int c0 = (lane & 3) * 2;
 #pragma unroll
-        for (int t = 0; t < MT; t++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                float lt = l[t][h];
-                lt += __shfl_xor_sync(0xffffffffu, lt, 1);
-                lt += __shfl_xor_sync(0xffffffffu, lt, 2);
-                const int r = ROW(t, h);
-                if (scr && (lane & 3) == 0) {
-                    rowM[r] = m[t][h];
-                    rowL[r] = lt;
-                }
-                if (r >= rows) continue;
-                const float inv = 1.f / lt;
-                __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
-#pragma unroll
-                for (int n = 0; n < NO; n++)
-                    *(__nv_bfloat162 *)(dst + n * 8) =
-                        __floats2bfloat162_rn(o[t][n][2 * h] * inv, o[t][n][2 * h + 1] * inv);
+        for (int h = 0; h < 2; h++) {
+            float lt = l[h];
+            lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+            lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+            const int r = row[h];
+            if (scr && (lane & 3) == 0) {
+                rowM[r] = m[h];
+                rowL[r] = lt;
             }
+            if (r >= rows) continue;
+            const float inv = 1.f / lt;
+            __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
+#pragma unroll
+            for (int n = 0; n < NO; n++)
+                *(__nv_bfloat162 *)(dst + n * 8) =
+                    __floats2bfloat162_rn(o[4 * n + 2 * h] * inv, o[4 * n + 2 * h + 1] * inv);
+        }
         if (scr) {
             __syncthreads();  // scratch (global) and row stats visible to the whole CTA
             target_epilogue(p, scr, rowM, rowL, q0, qpos0, nq, g);
-            __syncthreads();  // scratch slot and row stats are reused by the next item
         }
+        __syncthreads();  // Q, K/V buffer 0, scratch slot and row stats are reused by the next item
     }
-#undef ROW
-#undef QPOS
+#endif
 }
 
 // ---------------------------------------------------------------- host side
 
-static size_t attn_smem_bytes(int HD) {
-    return (size_t)(ATT_BM + 4 * ATT_BN) * HD * 2 + 2 * ATT_BM * sizeof(float);
-}
-
-// Resident CTAs of the persistent grid on the current device (ATT_MIN_CTAS per SM).
+// Resident CTAs of the persistent grid on the current device (ATT_MIN_CTAS per SM). Fails on a
+// device other than sm_90 (H100/H200): the kernel is built for sm_90a (wgmma).
 static int attn_slots(int HD, SeerErr *err) {
-    int dev, sms, per_sm = 0;
+    int dev, sms, major = 0, minor = 0, per_sm = 0;
     cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    if (e == cudaSuccess && (major != 9 || minor != 0))
+        return seer_fail(err, "attention.cu: the attention kernel needs an sm_90 GPU (H100/H200), found sm_%d%d",
+                         major, minor);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
     const void *fn = HD == 64 ? (const void *)attention_fwd_kernel<64>
                               : (const void *)attention_fwd_kernel<128>;

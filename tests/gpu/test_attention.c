@@ -130,6 +130,11 @@ static void test_long_doc(void) {  // many key tiles and query tiles, G = 4, HD 
     run_case(&(Case){"T=1100 G=4", 2, d, 8, 2, 128});
 }
 
+static void test_g5_hd128(void) {  // G = 5, HD 128: 125 rows per item, the second warpgroup partly padding
+    static const int d[] = {700, 3, 190};
+    run_case(&(Case){"G=5 HD=128", 3, d, 10, 2, 128});
+}
+
 static void test_bad_shapes(void) {
     static const int d[] = {100, 200};
     SeerErr err;
@@ -147,6 +152,7 @@ int main(void) {
     RUN(test_many_short_docs);
     RUN(test_no_gqa);
     RUN(test_long_doc);
+    RUN(test_g5_hd128);
     RUN(test_bad_shapes);
     return test_summary();
 }
