@@ -2,24 +2,25 @@
 // accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
-// Tiling. One CTA (2 warpgroups, 256 threads; 2 CTAs per SM) takes a work item = (document, query
-// tile, KV head g). Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G +
-// head_local ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all
-// G heads, and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles
-// are 64 keys = one gate block, aligned to the document start, so tile j is block j.
+// Tiling. One CTA (2 warpgroups, 256 threads; one CTA per SM, persistent) takes a work item =
+// (document, query tile, KV head g). Its 128 rows are (token, head) pairs of that KV group, row r =
+// token_local * G + head_local ("packed GQA"): every row reads the same K/V, so a K/V tile in shared
+// memory serves all G heads, and all G heads of a token sit in one CTA, which the target's group
+// max needs. Key tiles are 64 keys = one gate block, aligned to the document start, so tile j is
+// block j.
 //
-// Per warpgroup: 64 rows. S = Q K^T with wgmma (sm_90a; Q and K from shared memory), online softmax
-// in the log2 domain on the accumulator registers, then O += P V with wgmma (P from registers, V
-// from shared memory read N-major). Q, K and V tiles sit in shared memory in wgmma's 128-byte
-// swizzled layout; K/V tiles are double-buffered through cp.async, one barrier per tile. The two
-// CTAs of an SM interleave, so one's softmax overlaps the other's matrix work.
+// Per warpgroup: 64 rows, Q in registers for the whole item. S = Q K^T and O += P V with wgmma
+// (sm_90a), K and V read from shared memory in wgmma's 128-byte swizzled layout (V N-major), P from
+// registers. Software pipeline: S_j is issued together with P_{j-1} V_{j-1}, and the online softmax
+// of S_j (log2 domain) runs while the tensor cores do P_{j-1} V_{j-1}. K/V tiles go through
+// ATT_STAGES shared-memory buffers by cp.async, ATT_STAGES - 2 tiles ahead, one CTA barrier per tile.
 //
 // Target. During the sweep each row stores the max scaled logit of each key tile (one float per
 // row and block) into a per-CTA scratch slot [128, NB] in global memory (the grid is persistent,
 // one slot per resident CTA, so scratch is n_slots * 128 * NB floats, not T * H * NB). At the end of
 // the item the row's final max M and sum L are known: block-max probability exp2(ml - M) / L, max
 // over the group's G rows of a token, strict block-causal mask, normalisation, and one coalesced
-// write of the full target row (zeros included).
+// write of the full target row (zeros included). The next item's first loads run meanwhile.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -34,7 +35,7 @@ extern "C" {
 #define ATT_WG 2                   // warpgroups (64 rows each) per CTA
 #define ATT_THREADS (ATT_WG * 128)
 #define ATT_WARPS (ATT_WG * 4)
-#define ATT_MIN_CTAS 2             // resident CTAs per SM (<= 128 registers per thread)
+#define ATT_STAGES 4               // K/V tile buffers (tile j+2 loads while j computes, j-1's V is read)
 #define ATT_BM (ATT_WG * 64)       // rows (token, head) per CTA
 #define ATT_BN 64                  // keys per tile = SEER_BLOCK
 
@@ -63,7 +64,16 @@ __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool vali
                  "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
 
 // 2^x on the special function unit (flush-to-zero; ex2(-inf) = 0).
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -95,7 +105,10 @@ __device__ __forceinline__ uint64_t wg_desc(const void *p, uint32_t lbo) {
 
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N>  // at most N of the latest committed groups still running
+__device__ __forceinline__ void wg_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 
 // Pins registers in place around an asynchronous wgmma: the compiler may not move their reads or
 // writes across this point.
@@ -118,28 +131,44 @@ __device__ __forceinline__ void reg_fence_u(uint32_t *r) {
         c(d[19]), c(d[20]), c(d[21]), c(d[22]), c(d[23]), c(d[24]), c(d[25]), c(d[26]), c(d[27]),     \
         c(d[28]), c(d[29]), c(d[30]), c(d[31])
 
-// d[64x64] (+)= A[64x16] B[16x64]: A and B K-major in shared memory (descriptors), fp32 d in the
-// wgmma accumulator layout. ACC false overwrites d.
-template <bool ACC>
-__device__ __forceinline__ void wgmma_ss(float *d, uint64_t da, uint64_t db) {
-    if (ACC)
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                     ", %32, %33, 1, 1, 1, 0, 0;\n"
-                     : WG_OUT32("+f", d)
-                     : "l"(da), "l"(db));
-    else
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                     ", %32, %33, 0, 1, 1, 0, 0;\n"
-                     : WG_OUT32("=f", d)
-                     : "l"(da), "l"(db));
+#define WG_D64 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define WG_OUT64(c, d) \
+    c(d[0]), c(d[1]), c(d[2]), c(d[3]), c(d[4]), c(d[5]), c(d[6]), c(d[7]), c(d[8]), c(d[9]), \
+    c(d[10]), c(d[11]), c(d[12]), c(d[13]), c(d[14]), c(d[15]), c(d[16]), c(d[17]), c(d[18]), c(d[19]), \
+    c(d[20]), c(d[21]), c(d[22]), c(d[23]), c(d[24]), c(d[25]), c(d[26]), c(d[27]), c(d[28]), c(d[29]), \
+    c(d[30]), c(d[31]), c(d[32]), c(d[33]), c(d[34]), c(d[35]), c(d[36]), c(d[37]), c(d[38]), c(d[39]), \
+    c(d[40]), c(d[41]), c(d[42]), c(d[43]), c(d[44]), c(d[45]), c(d[46]), c(d[47]), c(d[48]), c(d[49]), \
+    c(d[50]), c(d[51]), c(d[52]), c(d[53]), c(d[54]), c(d[55]), c(d[56]), c(d[57]), c(d[58]), c(d[59]), \
+    c(d[60]), c(d[61]), c(d[62]), c(d[63])
+
+// d[64x128] += A[64x16] B[16x128]: A in registers, B N-major in shared memory (two 64-column
+// blocks, lbo apart); fp32 d in the wgmma accumulator layout.
+__device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t a[4], uint64_t db) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64
+                 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+                 : WG_OUT64("+f", d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 
-// d[64x64] += A[64x16] B[16x64]: A in registers (mma fragment layout), B N-major in shared memory.
+// d[64x64] (+)= A[64x16] B[16x64]: A in registers (mma fragment layout), B in shared memory
+// (descriptor), K-major (TB 0) or N-major (TB 1); fp32 d in the wgmma accumulator layout. ACC false
+// overwrites d.
+template <bool ACC, int TB>
 __device__ __forceinline__ void wgmma_rs(float *d, const uint32_t a[4], uint64_t db) {
-    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-                 : WG_OUT32("+f", d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if (ACC)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                     ", {%32, %33, %34, %35}, %36, 1, 1, 1, %37;\n"
+                     : WG_OUT32("+f", d)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                     ", {%32, %33, %34, %35}, %36, 0, 1, 1, %37;\n"
+                     : WG_OUT32("=f", d)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
 }
 
 // ---------------------------------------------------------------- tile loads
@@ -178,61 +207,138 @@ __device__ __forceinline__ void load_q_tile(__nv_bfloat16 *dst, const AttnParams
 
 // ---------------------------------------------------------------- target epilogue
 
-// For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - M[h]) / L[h] over the group's
-// rows, j < floor(pos/64), normalised by (sum + 1e-9); the whole row of NB entries is written.
-__device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowM,
-                                const float *rowL, int q0, int qpos0, int nq, int g) {
+// For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - C[h]) over the group's rows, with
+// C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < floor(pos/64), normalised by
+// (sum + 1e-9); the whole row of NB entries is written. The unnormalised maxima go to the target row
+// first and are scaled in place (each lane rereads only what it wrote).
+__device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
+                                int qpos0, int nq, int g) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G, NB = p.NB;
     for (int tl = warp; tl < nq; tl += ATT_WARPS) {
         int nv = (qpos0 + tl) / ATT_BN;
-        const float *s = scr + (int64_t)tl * G * NB;
+        const float *s = scr + (int64_t)tl * G * NB, *c = rowC + tl * G;
+        float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
+#pragma unroll 4
         for (int j = lane; j < nv; j += 32) {
             float m = 0.f;
-            for (int h = 0; h < G; h++)
-                m = fmaxf(m, exp2f(s[(int64_t)h * NB + j] - rowM[tl * G + h]) / rowL[tl * G + h]);
+            for (int h = 0; h < G; h++) m = fmaxf(m, fast_exp2(s[(int64_t)h * NB + j] - c[h]));
+            dst[j] = m;
             sum += m;
         }
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        float inv = 1.f / (sum + 1e-9f);
-        float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
-        for (int j = lane; j < NB; j += 32) {
-            float m = 0.f;
-            if (j < nv)
-                for (int h = 0; h < G; h++)
-                    m = fmaxf(m, exp2f(s[(int64_t)h * NB + j] - rowM[tl * G + h]) / rowL[tl * G + h]);
-            dst[j] = m * inv;
-        }
+        const float inv = 1.f / (sum + 1e-9f);
+#pragma unroll 4
+        for (int j = lane; j < NB; j += 32) dst[j] = j < nv ? dst[j] * inv : 0.f;
     }
 }
 
 // ---------------------------------------------------------------- the kernel
 
-// Shared memory: Q [ATT_BM, HD], K and V [2, ATT_BN, HD] (swizzled, 1024-byte aligned), row max and
-// sum [2, ATT_BM] fp32, plus up to 1023 bytes to align the start.
+// Shared memory: Q [ATT_BM, HD], K and V [ATT_STAGES, ATT_BN, HD] (swizzled, 1024-byte aligned),
+// M + log2(L) [ATT_BM] fp32, plus up to 1023 bytes to align the start.
 static size_t attn_smem_bytes(int HD) {
-    return (size_t)(ATT_BM + 4 * ATT_BN) * HD * 2 + 2 * ATT_BM * sizeof(float) + 1024;
+    return (size_t)(ATT_BM + 2 * ATT_STAGES * ATT_BN) * HD * 2 + ATT_BM * sizeof(float) + 1024;
 }
 
+// Online softmax of one key tile for this thread's two rows: causal mask (diagonal tiles only),
+// block max logit bm (for the target), running max m and sum l, P as bf16 A fragments pn (16 keys
+// per k-step), and alpha, the factor O must be rescaled by. The 1/sqrt(HD) scale (log2
+// domain) is folded into the exponent: p = exp2(s * scale - m), m the running max of s * scale.
+// s is only read: its registers may still belong to a wgmma pipeline stage.
+__device__ __forceinline__ void softmax_tile(const float s[32], uint32_t pn[4][4], float m[2], float l[2],
+                                             float alpha[2], float bm[2], float scale_log2,
+                                             const int qpos[2], int j, bool need_mask) {
+    const int lane = threadIdx.x & 31, kp0 = j * ATT_BN;
+    float tm[2] = {-INFINITY, -INFINITY}, x[32];
+#pragma unroll
+    for (int n = 0; n < 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const bool masked = need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > qpos[e >> 1];
+            x[4 * n + e] = masked ? -INFINITY : s[4 * n + e];
+            tm[e >> 1] = fmaxf(tm[e >> 1], x[4 * n + e]);
+        }
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
+        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
+        bm[h] = tm[h] * scale_log2;
+        const float mn = fmaxf(m[h], bm[h]);
+        alpha[h] = fast_exp2(m[h] - mn);
+        m[h] = mn;
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < 8; n++) {
+            x[4 * n + 2 * h] = fast_exp2(fmaf(x[4 * n + 2 * h], scale_log2, -mn));
+            x[4 * n + 2 * h + 1] = fast_exp2(fmaf(x[4 * n + 2 * h + 1], scale_log2, -mn));
+            sum += x[4 * n + 2 * h] + x[4 * n + 2 * h + 1];
+        }
+        l[h] = l[h] * alpha[h] + sum;
+    }
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) {
+        pn[ks][0] = pack_bf16(x[8 * ks + 0], x[8 * ks + 1]);
+        pn[ks][1] = pack_bf16(x[8 * ks + 2], x[8 * ks + 3]);
+        pn[ks][2] = pack_bf16(x[8 * ks + 4], x[8 * ks + 5]);
+        pn[ks][3] = pack_bf16(x[8 * ks + 6], x[8 * ks + 7]);
+    }
+}
+
+// O += P V for one key tile: 4 k-steps of 16 keys, each one wgmma over all HD columns (N = HD),
+// V N-major from shared memory (HD/64 column blocks ATT_BN * 128 bytes apart).
 template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kernel(const AttnParams p) {
+__device__ __forceinline__ void issue_pv(float *o, uint32_t pa[4][4], const __nv_bfloat16 *vt) {
+#pragma unroll
+    for (int ks = 0; ks < 4; ks++) {
+        const uint64_t db = wg_desc(vt + ks * 16 * 64, ATT_BN * 128);
+        if (HD == 128) wgmma_rs_n128(o, pa[ks], db);
+        else wgmma_rs<true, 1>(o, pa[ks], db);
+    }
+    wg_commit();
+}
+
+// Loop of one warpgroup over key tiles j: S_j = Q K_j^T is issued, then O += P_{j-1} V_{j-1}; the
+// softmax of S_j runs while the tensor cores do P_{j-1} V_{j-1}; O is rescaled once that is done.
+// Q stays in registers for the whole item. One CTA barrier per tile: it publishes tile j and frees
+// the buffer of tile j-2, which tile j+2 is loaded into.
+template <int HD>
+__global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const AttnParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only (the host refuses other devices)
     constexpr int KS = HD / 16;  // k-steps of S = Q K^T
-    constexpr int NA = HD / 64;  // 64-column blocks of O (one wgmma each per 16 keys)
     constexpr int NO = HD / 8;   // 8-column n-tiles of O
+    constexpr int NS = ATT_STAGES;
     extern __shared__ unsigned char smem_raw[];
     unsigned char *base = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-    __nv_bfloat16 *sq = (__nv_bfloat16 *)base;      // [NA, ATT_BM, 64] swizzled
-    __nv_bfloat16 *sk = sq + ATT_BM * HD;           // [2][NA, ATT_BN, 64]
-    __nv_bfloat16 *sv = sk + 2 * ATT_BN * HD;       // [2][NA, ATT_BN, 64]
-    float *rowM = (float *)(sv + 2 * ATT_BN * HD);  // [ATT_BM]
-    float *rowL = rowM + ATT_BM;                    // [ATT_BM]
+    __nv_bfloat16 *sq = (__nv_bfloat16 *)base;       // [NA, ATT_BM, 64] swizzled
+    __nv_bfloat16 *sk = sq + ATT_BM * HD;            // [NS][NA, ATT_BN, 64]
+    __nv_bfloat16 *sv = sk + NS * ATT_BN * HD;       // [NS][NA, ATT_BN, 64]
+    float *rowC = (float *)(sv + NS * ATT_BN * HD);  // [ATT_BM] M + log2(L) per row (target)
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G;
-    const int w0 = warp * 16;         // first row of this warp
-    const int g0 = (warp >> 2) * 64;  // first row of this warpgroup
+    const int mi = lane >> 3, r8 = lane & 7;  // ldmatrix: matrix index, row within it
+    const int w0 = warp * 16;                 // first row of this warp
+    const int g0 = (warp >> 2) * 64;          // first row of this warpgroup
     float *scr = p.target ? p.scratch + (int64_t)blockIdx.x * ATT_BM * p.NB : nullptr;
 
+    // Item w's first loads: Q and K/V tiles 0 .. NS-3, one cp.async group per tile (Q joins tile
+    // 0's); empty groups past the item's tiles or past the last item keep the count fixed.
+    auto load_item_head = [&](int w) {
+        const int4 it = w < p.n_work ? p.work[w] : make_int4(0, 0, 0, 0);
+        const int q0 = it.x, d0 = it.y, dlen = it.z, g = it.w >> 8, nq = it.w & 255;
+        const int nkt = (q0 - d0 + nq + ATT_BN - 1) / ATT_BN;
+        if (w < p.n_work) load_q_tile<HD>(sq, p, q0, nq, g);
+#pragma unroll
+        for (int t = 0; t < NS - 2; t++) {
+            if (w < p.n_work && t < nkt) {
+                load_kv_tile<HD>(sk + t * ATT_BN * HD, p.k, p.ldk, d0, dlen, t * ATT_BN, g);
+                load_kv_tile<HD>(sv + t * ATT_BN * HD, p.v, p.ldv, d0, dlen, t * ATT_BN, g);
+            }
+            cp_async_commit();
+        }
+    };
+
+    load_item_head(blockIdx.x);
     for (int w = blockIdx.x; w < p.n_work; w += gridDim.x) {
         const int4 it = p.work[w];
         const int q0 = it.x, d0 = it.y, dlen = it.z, g = it.w >> 8, nq = it.w & 255;
@@ -246,98 +352,114 @@ __global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kerne
         const bool wg_live = g0 < rows;  // warpgroup-uniform, as wgmma needs
         const int wq_lo = qpos0 + min(g0, rows - 1) / G;
         const int wq_hi = qpos0 + min(g0 + 63, rows - 1) / G;
-
-        load_q_tile<HD>(sq, p, q0, nq, g);
-        load_kv_tile<HD>(sk, p.k, p.ldk, d0, dlen, 0, g);
-        load_kv_tile<HD>(sv, p.v, p.ldv, d0, dlen, 0, g);
-        cp_async_commit();
+        const int wg_nkt = wg_live ? wq_hi / ATT_BN + 1 : 0;  // tiles this warpgroup computes
 
         float o[HD / 2], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
         for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
+        uint32_t qf[KS][4], pa[4][4];  // Q fragments; P of the previous tile
 
-        for (int j = 0; j < nkt; j++) {
-            const int buf = j & 1;
-            // Tile j has landed (every thread's copies), is visible to wgmma's async proxy, and the
-            // other buffer's readers (tile j-1) are done: refill it with tile j+1.
-            cp_async_wait_all();
+        // Tile j has landed (every thread's copies), is visible to wgmma's async proxy, and all
+        // warpgroups are past tile j-1, so tile j-2's buffer is free: load tile j+NS-2 into it.
+        auto next_tile = [&](int j) {
+            cp_async_wait<NS - 3>();
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
             __syncthreads();
-            if (j + 1 < nkt) {
-                load_kv_tile<HD>(sk + (buf ^ 1) * ATT_BN * HD, p.k, p.ldk, d0, dlen, (j + 1) * ATT_BN, g);
-                load_kv_tile<HD>(sv + (buf ^ 1) * ATT_BN * HD, p.v, p.ldv, d0, dlen, (j + 1) * ATT_BN, g);
-                cp_async_commit();
+            if (j + NS - 2 < nkt) {
+                const int t = j + NS - 2, b = t % NS;
+                load_kv_tile<HD>(sk + b * ATT_BN * HD, p.k, p.ldk, d0, dlen, t * ATT_BN, g);
+                load_kv_tile<HD>(sv + b * ATT_BN * HD, p.v, p.ldv, d0, dlen, t * ATT_BN, g);
             }
-            const int kp0 = j * ATT_BN;
-            if (!wg_live || kp0 > wq_hi) continue;
-            const __nv_bfloat16 *kt = sk + buf * ATT_BN * HD, *vt = sv + buf * ATT_BN * HD;
-
-            float s[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in s[4n .. 4n+3]
-            wg_fence();
+            cp_async_commit();  // possibly empty: keeps NS-2 groups in flight
+        };
+        auto issue_s = [&](float s[32], int j) {
+            const __nv_bfloat16 *kt = sk + (j % NS) * ATT_BN * HD;
 #pragma unroll
             for (int ks = 0; ks < KS; ks++) {
-                const uint64_t da = wg_desc(sq + (ks >> 2) * ATT_BM * 64 + g0 * 64 + (ks & 3) * 16, 16);
                 const uint64_t db = wg_desc(kt + (ks >> 2) * ATT_BN * 64 + (ks & 3) * 16, 16);
-                if (ks == 0) wgmma_ss<false>(s, da, db);
-                else wgmma_ss<true>(s, da, db);
+                if (ks == 0) wgmma_rs<false, 0>(s, qf[ks], db);
+                else wgmma_rs<true, 0>(s, qf[ks], db);
             }
             wg_commit();
-            wg_wait_all();
-            reg_fence<32>(s);
+        };
+        auto fence_operands = [&]() {
+            reg_fence<HD / 2>(o);
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) reg_fence_u(pa[ks]);
+        };
 
-            // Scale into the log2 domain; causal mask on the diagonal tiles only.
-            const bool need_mask = kp0 + ATT_BN - 1 > wq_lo;
-            float tm[2] = {-INFINITY, -INFINITY};
+        // The block max logits bm of tile bmj (if bmj >= 0) into the target scratch. Called after
+        // the next tile's barrier: ptxas serialises the wgmma pipeline when this store sits
+        // between a tile's wgmma wait and the next tile's wgmmas.
+        float bm[2];
+        int bmj = -1;
+        auto store_block_max = [&]() {
+            if (scr && bmj >= 0 && (lane & 3) == 0) {
 #pragma unroll
-            for (int n = 0; n < 8; n++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float x = s[4 * n + e] * p.scale_log2;
-                    if (need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > qpos[e >> 1]) x = -INFINITY;
-                    s[4 * n + e] = x;
-                    tm[e >> 1] = fmaxf(tm[e >> 1], x);
-                }
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
-                tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
-                if (scr && (lane & 3) == 0 && row[h] < rows)  // block max logit
-                    scr[(int64_t)row[h] * p.NB + j] = tm[h];
-                const float mn = fmaxf(m[h], tm[h]), alpha = fast_exp2(m[h] - mn);
-                m[h] = mn;
-                float sum = 0.f;
-#pragma unroll
-                for (int n = 0; n < 8; n++) {
-                    s[4 * n + 2 * h] = fast_exp2(s[4 * n + 2 * h] - mn);
-                    s[4 * n + 2 * h + 1] = fast_exp2(s[4 * n + 2 * h + 1] - mn);
-                    sum += s[4 * n + 2 * h] + s[4 * n + 2 * h + 1];
-                }
-                l[h] = l[h] * alpha + sum;
-#pragma unroll
-                for (int n = 0; n < NO; n++) {
-                    o[4 * n + 2 * h] *= alpha;
-                    o[4 * n + 2 * h + 1] *= alpha;
-                }
+                for (int h = 0; h < 2; h++)
+                    if (row[h] < rows) scr[(int64_t)row[h] * p.NB + bmj] = bm[h];
             }
-            uint32_t a[4][4];  // P as bf16 A fragments, 16 keys per k-step
+            bmj = -1;
+        };
+
+        // Tile 0: S_0 and its softmax (O is still zero).
+        next_tile(0);
+        float alpha[2];
+        if (wg_nkt > 0) {
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++) {
-                a[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
-                a[ks][1] = pack_bf16(s[8 * ks + 2], s[8 * ks + 3]);
-                a[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
-                a[ks][3] = pack_bf16(s[8 * ks + 6], s[8 * ks + 7]);
-                reg_fence_u(a[ks]);
-            }
-            reg_fence<HD / 2>(o);
+            for (int ks = 0; ks < KS; ks++)
+                ldsm_x4(qf[ks], sq + swz<ATT_BM>(w0 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
+            float s[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in s[4n .. 4n+3]
             wg_fence();
+            issue_s(s, 0);
+            wg_wait<0>();
+            reg_fence<32>(s);
+            softmax_tile(s, pa, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
+            bmj = 0;
+        }
+        for (int j = 1; j < nkt; j++) {
+            next_tile(j);
+            store_block_max();
+            if (j < wg_nkt) {  // S_j, then P_{j-1} V_{j-1} while S_j's softmax runs
+                float s[32];
+                uint32_t pn[4][4];
+                fence_operands();
+                wg_fence();
+                issue_s(s, j);
+                issue_pv<HD>(o, pa, sv + ((j - 1) % NS) * ATT_BN * HD);
+                wg_wait<1>();
+                reg_fence<32>(s);
+                softmax_tile(s, pn, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
+                wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pa reused
+                fence_operands();
+                bmj = j;
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++)
+                for (int ks = 0; ks < 4; ks++)
 #pragma unroll
-                for (int na = 0; na < NA; na++)
-                    wgmma_rs(o + na * 32, a[ks], wg_desc(vt + na * ATT_BN * 64 + ks * 16 * 64, ATT_BN * 128));
-            wg_commit();
-            wg_wait_all();
-            reg_fence<HD / 2>(o);
+                    for (int i = 0; i < 4; i++) pa[ks][i] = pn[ks][i];
+                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f))  // a row max moved
+#pragma unroll
+                    for (int n = 0; n < NO; n++) {
+                        o[4 * n] *= alpha[0];
+                        o[4 * n + 1] *= alpha[0];
+                        o[4 * n + 2] *= alpha[1];
+                        o[4 * n + 3] *= alpha[1];
+                    }
+            } else if (j == wg_nkt) {  // this warpgroup's last P V
+                fence_operands();
+                wg_fence();
+                issue_pv<HD>(o, pa, sv + ((j - 1) % NS) * ATT_BN * HD);
+                wg_wait<0>();
+                fence_operands();
+            }
+        }
+        store_block_max();
+        if (wg_nkt == nkt) {  // P V of the chunk's last tile
+            fence_operands();
+            wg_fence();
+            issue_pv<HD>(o, pa, sv + ((nkt - 1) % NS) * ATT_BN * HD);
+            wg_wait<0>();
+            fence_operands();
         }
 
         // Row sums across the quad, normalise, write bf16 out; row stats for the target.
@@ -348,10 +470,7 @@ __global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kerne
             lt += __shfl_xor_sync(0xffffffffu, lt, 1);
             lt += __shfl_xor_sync(0xffffffffu, lt, 2);
             const int r = row[h];
-            if (scr && (lane & 3) == 0) {
-                rowM[r] = m[h];
-                rowL[r] = lt;
-            }
+            if (scr && (lane & 3) == 0) rowC[r] = m[h] + __log2f(lt);
             if (r >= rows) continue;
             const float inv = 1.f / lt;
             __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
@@ -360,18 +479,19 @@ __global__ void __launch_bounds__(ATT_THREADS, ATT_MIN_CTAS) attention_fwd_kerne
                 *(__nv_bfloat162 *)(dst + n * 8) =
                     __floats2bfloat162_rn(o[4 * n + 2 * h] * inv, o[4 * n + 2 * h + 1] * inv);
         }
-        if (scr) {
-            __syncthreads();  // scratch (global) and row stats visible to the whole CTA
-            target_epilogue(p, scr, rowM, rowL, q0, qpos0, nq, g);
-        }
-        __syncthreads();  // Q, K/V buffer 0, scratch slot and row stats are reused by the next item
+        // All warps are done with Q and K/V (the next item's loads go there while the target
+        // epilogue runs); scratch (global) and row stats are visible to the whole CTA. The next
+        // item's first barrier keeps its scratch and row-stat writes after this epilogue.
+        __syncthreads();
+        load_item_head(w + gridDim.x);
+        if (scr) target_epilogue(p, scr, rowC, q0, qpos0, nq, g);
     }
 #endif
 }
 
 // ---------------------------------------------------------------- host side
 
-// Resident CTAs of the persistent grid on the current device (ATT_MIN_CTAS per SM). Fails on a
+// Resident CTAs of the persistent grid on the current device (one per SM). Fails on a
 // device other than sm_90 (H100/H200): the kernel is built for sm_90a (wgmma).
 static int attn_slots(int HD, SeerErr *err) {
     int dev, sms, major = 0, minor = 0, per_sm = 0;

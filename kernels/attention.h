@@ -23,7 +23,7 @@ void attention_forward_cpu(float *out, float *target, const float *q, const floa
 
 #include "common/common.h"
 
-// CUDA twin (attention.cu): bf16 q/k/v in, fp32 accumulation, bf16 out, fp32 target. A plan is
+// CUDA twin (attention.cu, sm_90a): bf16 q/k/v in, fp32 accumulation, bf16 out, fp32 target. A plan is
 // made once per packed chunk (work list of (document, query tile, KV head) items, heaviest first,
 // and the target's scratch) and reused by every layer. Kernels never allocate: the caller gives
 // the workspace (attention_cuda_plan_bytes) and keeps it alive while the plan is used.
@@ -38,7 +38,8 @@ typedef struct {
 
 // Workspace bytes of a plan for this chunk on the current device. Fails (-1, err) when HD is not
 // 64 or 128, H is not a multiple of HKV, a group exceeds 128 heads, a document length is < 1, the
-// lengths do not sum to T, or NB < ceil(longest document / 64).
+// lengths do not sum to T, NB < ceil(longest document / 64), or the device is not sm_90 (H100/H200:
+// the kernel uses wgmma).
 int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, int T, int H, int HKV,
                               int HD, int NB, int with_target, SeerErr *err);
 
