@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cuda_check.h"
 #include "bench/bench.h"
 #include "ckpt/hf_config.h"
 #include "common/common.h"
@@ -109,11 +110,6 @@ static double causal_flops(const int *lens, int n, const AttnShape *s) {
     return f;
 }
 
-#define CUDA_TRY(call)                                                                            \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) return seer_fail(err, "%s: %s", #call, cudaGetErrorString(e_));    \
-    } while (0)
 
 // Milliseconds per call of the attention kernel (with target when tgt != NULL).
 static int time_attention(double *ms, const AttnCudaPlan *pl, uint16_t *out, float *tgt,

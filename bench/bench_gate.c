@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cuda_check.h"
 #include "bench/bench.h"
 #include "common/common.h"
 
@@ -75,11 +76,6 @@ static int make_docs(int *lens, int max_docs, const char *list, int T) {
     return n;
 }
 
-#define CUDA_TRY(call)                                                                            \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) return seer_fail(err, "%s: %s", #call, cudaGetErrorString(e_));    \
-    } while (0)
 
 typedef struct {
     GateCuda *gc;

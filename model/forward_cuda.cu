@@ -9,6 +9,7 @@
 #include <string.h>
 
 extern "C" {
+#include "common/cuda_check.h"
 #include "kernels/embedding.h"
 #include "kernels/norm.h"
 #include "kernels/rope.h"
@@ -46,11 +47,6 @@ int cuda_fill_normal_bf16(uint16_t *x, int64_t n, float mean, float std, uint64_
 
 // ---------------------------------------------------------------- plan
 
-#define CUDA_TRY(call, ...)                                                                      \
-    do {                                                                                         \
-        cudaError_t e_ = (call);                                                                 \
-        if (e_ != cudaSuccess) return seer_fail(err, "forward_cuda.cu: %s: %s", #call, cudaGetErrorString(e_)); \
-    } while (0)
 #define TRY(x)                  \
     do {                        \
         if ((x) < 0) return -1; \

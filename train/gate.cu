@@ -24,6 +24,7 @@
 #include <string.h>
 
 extern "C" {
+#include "common/cuda_check.h"
 #include "train/gate.h"
 #include "train/gate_loss.h"
 }
@@ -37,12 +38,6 @@ extern "C" {
 // ---------------------------------------------------------------------------------------------
 // Error checks: fill err with the statement, file:line and the CUDA / cuBLAS message.
 
-#define CU(call)                                                                                  \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess)                                                                    \
-            return seer_fail(err, "%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-    } while (0)
 
 #define CB(call)                                                                                  \
     do {                                                                                          \
@@ -51,7 +46,7 @@ extern "C" {
             return seer_fail(err, "%s:%d: %s: %s", __FILE__, __LINE__, #call, cublasGetStatusString(s_)); \
     } while (0)
 
-#define LAUNCHED(name) CU(cudaPeekAtLastError())
+#define LAUNCHED(name) CUDA_TRY(cudaPeekAtLastError())
 
 // ---------------------------------------------------------------------------------------------
 // The context: capacity, chunk metadata and every buffer (one allocation).
@@ -235,11 +230,11 @@ extern "C" int gate_cuda_set_chunk(GateCuda *g, const int *doc_lens, int n_docs,
     if (nkt > g->KT_max || nit > g->items_max)  // cannot happen within the bounds; kept as a guard
         return seer_fail(err, "gate cuda: chunk needs %d key tiles / %d items, capacity %d / %d",
                          nkt, nit, g->KT_max, g->items_max);
-    CU(cudaMemcpyAsync(g->base, h, L->meta_bytes, cudaMemcpyHostToDevice, g->stream));
+    CUDA_TRY(cudaMemcpyAsync(g->base, h, L->meta_bytes, cudaMemcpyHostToDevice, g->stream));
     rope_table_kernel<<<256, 256, 0, g->stream>>>(BUF(g, cos_t, float), BUF(g, sin_t, float), longest,
                                                   g->s.DG, rope_theta);
     LAUNCHED("rope_table_kernel");
-    CU(cudaStreamSynchronize(g->stream));
+    CUDA_TRY(cudaStreamSynchronize(g->stream));
     g->T = T, g->NB = NB, g->n_docs = n_docs, g->NBT = nbt, g->n_kt = nkt, g->n_items = nit;
     g->longest = longest, g->scale = o->scale, g->have_chunk = 1;
     if (st) *st = plan;

@@ -1,6 +1,7 @@
 // step_cuda.c: see step_cuda.h. Sections: options and state, create / free, state transfer,
 // the step (begin, chunk with the per-layer hook, finish).
 #ifdef SEER_CUDA
+#include "common/cuda_check.h"
 #include "train/step_cuda.h"
 
 #include <math.h>
@@ -9,12 +10,6 @@
 
 #include "model/forward_cuda.h"
 
-#define CUDA_TRY(call)                                                                          \
-    do {                                                                                        \
-        cudaError_t e_ = (call);                                                                \
-        if (e_ != cudaSuccess)                                                                  \
-            return seer_fail(err, "step_cuda.c:%d: %s: %s", __LINE__, #call, cudaGetErrorString(e_)); \
-    } while (0)
 
 struct StepCuda {
     StepCudaOpts o;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cuda_check.h"
 #include "common/common.h"
 #include "common/tensor.h"
 #include "kernels/embedding.h"
@@ -23,12 +24,6 @@
 #include "model/forward_cuda.h"
 #include "tests/test.h"
 
-#define CUDA_OK(call)                                                                       \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                                        cudaGetErrorString(e_));                            \
-    } while (0)
 
 static uint64_t rng = 88172645463325252ull;
 static float urand(void) {  // uniform [-1, 1)

@@ -11,18 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cuda_check.h"
 #include "common/common.h"
 #include "common/tensor.h"
 #include "tests/test.h"
 #include "train/gate.h"
 #include "train/gate_loss.h"
 
-#define CUDA_OK(call)                                                                       \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                                        cudaGetErrorString(e_));                            \
-    } while (0)
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 static double urand(void) {  // [0, 1)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cuda_check.h"
 #include "common/common.h"
 #include "model/forward_cpu.h"
 #include "model/model.h"
@@ -26,12 +27,6 @@
 #include "train/gate_loss.h"
 #include "train/step_cuda.h"
 
-#define CUDA_OK(call)                                                                       \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                                        cudaGetErrorString(e_));                            \
-    } while (0)
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static double urand(void) {  // [0, 1)
