@@ -57,12 +57,13 @@ DecodeParams decode_params_contiguous(const void *q, const void *k, const void *
 // largest tile count of one pair (blocks of the longest cache, or selected blocks); slots =
 // n_sm * ctas_per_sm. Edge cases: pairs, tiles or slots <= 0 give 1.
 //
-// Worked example (H100: 132 SMs, 2 programs per SM, 264 slots; min_tiles 4, max_splits 64):
-//   batch 16, 8 KV heads, 32k cache: pairs 128, tiles 512. 1 split fills 128/264 = 0.48 of one
-//   wave, 2 splits 256/264 = 0.97: 2 (one wave of 256 programs, 256 tiles each).
-//   batch 1, 8 KV heads, 8k cache: pairs 8, tiles 128: 32 splits (the cap 128 / 4) fill
-//   256/264 = 0.97, 4 tiles each. One pair of a 1M-token cache never reaches 0.95: the best
-//   count, 64 (capped).
+// Worked example (H100/H200: 132 SMs; the GPU launcher asks for one program per SM, 132 slots;
+// min_tiles 4, max_splits 64):
+//   batch 16, 8 KV heads, 32k cache: pairs 128, tiles 512. 1 split fills 128/132 = 0.97 of one
+//   wave: 1 (128 programs, 512 tiles each, no merge).
+//   batch 1, 8 KV heads, 8k cache: pairs 8, tiles 128: 16 splits fill 128/132 = 0.97, 8 tiles
+//   each. With 2 programs per SM (264 slots) the same inputs give 2 and 32 splits. One pair of a
+//   1M-token cache never reaches 0.95: the best count, 64 (capped).
 int decode_num_splits(int pairs, int tiles, int n_sm, int ctas_per_sm, int min_tiles,
                       int max_splits);
 
@@ -108,10 +109,8 @@ void decode_attention_cpu(const DecodeParams *p);
 void decode_reference_cpu(float *out_f32, const DecodeParams *p);
 
 #ifdef SEER_CUDA
-// Programs of the GPU split kernel that fit one SM at once for this dtype (for the heuristic).
-int decode_ctas_per_sm_cuda(SeerDType dtype);
-
-// decode_num_splits with the current device's SM count and occupancy.
+// decode_num_splits with the current device's SM count and one program per SM (measured faster
+// than filling both of an SM's program slots: see decode.cu).
 int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype);
 
 // Runs the GPU kernel on `stream` (a cudaStream_t, NULL = default): one launch; with n_split > 1

@@ -2,7 +2,7 @@
 // per (block, KV head, sequence) for the oracle's block statistics.
 //
 // Top-k in a program: scores live in shared memory; the k-th largest is found bit by bit on the
-// order-preserving uint32 image of the floats (32 rounds of __syncthreads_count), keys above it
+// order-preserving uint32 image of the floats (32 rounds of warp counts), keys above it
 // are taken, ties at it go to the lowest block indices (as select_blocks_cpu). The list is then
 // written in descending block order with warp ballots.
 #include <cuda_bf16.h>
@@ -147,9 +147,18 @@ struct RopeInv {
     float v[kDG / 2];
 };
 
-RopeInv rope_inv(float theta) {
+RopeInv rope_inv_compute(float theta) {
     RopeInv r;
     for (int i = 0; i < kDG / 2; i++) r.v[i] = (float)(1.0 / pow((double)theta, (double)(2 * i) / kDG));
+    return r;
+}
+
+// The table of the last theta asked for, formed once (64 pow calls cost the host a few us per
+// launch otherwise; one model per process in practice).
+const RopeInv &rope_inv(float theta) {
+    static RopeInv r;
+    static float cached = NAN;
+    if (!(theta == cached)) r = rope_inv_compute(theta), cached = theta;
     return r;
 }
 
