@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cuda_check.h"
 #include "kernels/decode.h"
 #include "kernels/select.h"
 
@@ -119,12 +120,6 @@ typedef struct {
     int n_split;
 } Row;
 
-#define CK(call)                                                                              \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                                        cudaGetErrorString(e_));                              \
-    } while (0)
 
 static uint32_t rng = 2025;
 static uint32_t rnext(void) { return rng = rng * 1664525u + 1013904223u; }
@@ -142,23 +137,23 @@ static void fill_device(uint16_t *dst, size_t n, SeerDType t) {
     }
     for (size_t off = 0; off < n; off += np) {
         size_t m = n - off < np ? n - off : np;
-        CK(cudaMemcpy(dst + off, pat[t] + (rnext() % 1024), m * 2, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpy(dst + off, pat[t] + (rnext() % 1024), m * 2, cudaMemcpyHostToDevice));
     }
 }
 
 static double copy_bandwidth(void) {  // read + write bytes per second of a 1 GiB D2D copy
     size_t n = (size_t)1 << 30;
     void *a, *b;
-    CK(cudaMalloc(&a, n));
-    CK(cudaMalloc(&b, n));
-    CK(cudaMemset(a, 1, n));
+    CUDA_OK(cudaMalloc(&a, n));
+    CUDA_OK(cudaMalloc(&b, n));
+    CUDA_OK(cudaMemset(a, 1, n));
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0), cudaEventCreate(&e1);
-    CK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+    CUDA_OK(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
     cudaEventRecord(e0, 0);
     for (int i = 0; i < 10; i++) cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, 0);
     cudaEventRecord(e1, 0);
-    CK(cudaEventSynchronize(e1));
+    CUDA_OK(cudaEventSynchronize(e1));
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     cudaFree(a), cudaFree(b);
@@ -176,7 +171,7 @@ static double time_sets(const DecodeParams *sets, int n, int iters) {
     cudaEventRecord(e0, 0);
     for (int i = 0; i < iters; i++) decode_attention_cuda(&sets[i % n], NULL, &err);
     cudaEventRecord(e1, 0);
-    CK(cudaEventSynchronize(e1));
+    CUDA_OK(cudaEventSynchronize(e1));
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
@@ -189,18 +184,18 @@ static double graph_ms(void (*launch)(void *, int, cudaStream_t), void *ctx, int
     cudaStream_t st;
     cudaGraph_t g;
     cudaGraphExec_t ge;
-    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
-    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    CUDA_OK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < iters; i++) launch(ctx, i, st);
-    CK(cudaStreamEndCapture(st, &g));
-    CK(cudaGraphInstantiate(&ge, g, 0));
-    CK(cudaGraphLaunch(ge, st));
+    CUDA_OK(cudaStreamEndCapture(st, &g));
+    CUDA_OK(cudaGraphInstantiate(&ge, g, 0));
+    CUDA_OK(cudaGraphLaunch(ge, st));
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0), cudaEventCreate(&e1);
     cudaEventRecord(e0, st);
-    CK(cudaGraphLaunch(ge, st));
+    CUDA_OK(cudaGraphLaunch(ge, st));
     cudaEventRecord(e1, st);
-    CK(cudaEventSynchronize(e1));
+    CUDA_OK(cudaEventSynchronize(e1));
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
@@ -270,19 +265,19 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     for (int b = 0; b < B; b++) len[b] = T;
     int32_t *d_len, *d_idx, *d_sem;
     float *o_part, *lse;
-    CK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
-    CK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * nb));
-    CK(cudaMalloc((void **)&o_part, sizeof(float) * q_elems * 64));
-    CK(cudaMalloc((void **)&lse, sizeof(float) * B * H * 64));
-    CK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
-    CK(cudaMemset(d_sem, 0, sizeof(int32_t) * B * HKV));
-    CK(cudaMemcpy(d_len, len, sizeof(int32_t) * B, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
+    CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * nb));
+    CUDA_OK(cudaMalloc((void **)&o_part, sizeof(float) * q_elems * 64));
+    CUDA_OK(cudaMalloc((void **)&lse, sizeof(float) * B * H * 64));
+    CUDA_OK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
+    CUDA_OK(cudaMemset(d_sem, 0, sizeof(int32_t) * B * HKV));
+    CUDA_OK(cudaMemcpy(d_len, len, sizeof(int32_t) * B, cudaMemcpyHostToDevice));
     for (int i = 0; i < n_buf; i++) {
         uint16_t *q, *k, *v, *out;
-        CK(cudaMalloc((void **)&q, q_elems * 2));
-        CK(cudaMalloc((void **)&out, q_elems * 2));
-        CK(cudaMalloc((void **)&k, kv_elems * 2));
-        CK(cudaMalloc((void **)&v, kv_elems * 2));
+        CUDA_OK(cudaMalloc((void **)&q, q_elems * 2));
+        CUDA_OK(cudaMalloc((void **)&out, q_elems * 2));
+        CUDA_OK(cudaMalloc((void **)&k, kv_elems * 2));
+        CUDA_OK(cudaMalloc((void **)&v, kv_elems * 2));
         fill_device(q, q_elems, dt), fill_device(k, kv_elems, dt), fill_device(v, kv_elems, dt);
         sets[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
         sets[i].o_part = o_part, sets[i].lse_part = lse, sets[i].sem = d_sem;
@@ -302,7 +297,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         }
         if (sp > 0) {
             random_lists(idx, B * HKV, nb, n_sel, n_sel);
-            CK(cudaMemcpy(d_idx, idx, sizeof(int32_t) * B * HKV * n_sel, cudaMemcpyHostToDevice));
+            CUDA_OK(cudaMemcpy(d_idx, idx, sizeof(int32_t) * B * HKV * n_sel, cudaMemcpyHostToDevice));
         }
         SeerErr err;
         if (decode_validate(&sets[0], len, sp > 0 ? idx : NULL, &err)) seer_die("%s", err.msg);
@@ -375,17 +370,17 @@ static SelTiming bench_selection(size_t l2, int iters) {
     float *norm;
     int32_t *d_len, *d_idx, *d_blk, len[16], blk[16];
     for (int i = 0; i < n_buf; i++) {
-        CK(cudaMalloc((void **)&kc[i], kc_elems * 2));
+        CUDA_OK(cudaMalloc((void **)&kc[i], kc_elems * 2));
         fill_device(kc[i], kc_elems, SEER_BF16);
     }
-    CK(cudaMalloc((void **)&q, (size_t)B * HKV * G * HD * 2));
-    CK(cudaMalloc((void **)&wq, (size_t)HKV * G * HD * DG * 2));
-    CK(cudaMalloc((void **)&wk, (size_t)HKV * 3 * HD * DG * 2));
-    CK(cudaMalloc((void **)&kraw, (size_t)B * HKV * 64 * HD * 2));
-    CK(cudaMalloc((void **)&norm, DG * sizeof(float)));
-    CK(cudaMalloc((void **)&d_len, sizeof len));
-    CK(cudaMalloc((void **)&d_blk, sizeof blk));
-    CK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * c.max_sel));
+    CUDA_OK(cudaMalloc((void **)&q, (size_t)B * HKV * G * HD * 2));
+    CUDA_OK(cudaMalloc((void **)&wq, (size_t)HKV * G * HD * DG * 2));
+    CUDA_OK(cudaMalloc((void **)&wk, (size_t)HKV * 3 * HD * DG * 2));
+    CUDA_OK(cudaMalloc((void **)&kraw, (size_t)B * HKV * 64 * HD * 2));
+    CUDA_OK(cudaMalloc((void **)&norm, DG * sizeof(float)));
+    CUDA_OK(cudaMalloc((void **)&d_len, sizeof len));
+    CUDA_OK(cudaMalloc((void **)&d_blk, sizeof blk));
+    CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * c.max_sel));
     fill_device(q, (size_t)B * HKV * G * HD, SEER_BF16);
     fill_device(wq, (size_t)HKV * G * HD * DG, SEER_BF16);
     fill_device(wk, (size_t)HKV * 3 * HD * DG, SEER_BF16);
@@ -393,9 +388,9 @@ static SelTiming bench_selection(size_t l2, int iters) {
     float ones[128];
     for (int i = 0; i < DG; i++) ones[i] = 1.0f;
     for (int b = 0; b < B; b++) len[b] = s.cache, blk[b] = nb - 1;
-    CK(cudaMemcpy(norm, ones, sizeof ones, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d_len, len, sizeof len, cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(d_blk, blk, sizeof blk, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(norm, ones, sizeof ones, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_len, len, sizeof len, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(d_blk, blk, sizeof blk, cudaMemcpyHostToDevice));
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0), cudaEventCreate(&e1);
     float ms;
@@ -405,7 +400,7 @@ static SelTiming bench_selection(size_t l2, int iters) {
     cudaEventRecord(e0, 0);
     for (int i = 0; i < iters; i++) select_gate_cuda(d_idx, q, kc[i % n_buf], d_len, wq, norm, SEER_BF16, &c, NULL, &err);
     cudaEventRecord(e1, 0);
-    CK(cudaEventSynchronize(e1));
+    CUDA_OK(cudaEventSynchronize(e1));
     cudaEventElapsedTime(&ms, e0, e1);
     s.gate_ms = ms / iters;
     GateCtx gc = {d_idx, kc, n_buf, q, wq, d_len, norm, &c};
@@ -414,7 +409,7 @@ static SelTiming bench_selection(size_t l2, int iters) {
     for (int i = 0; i < iters; i++)
         select_kcomp_update_cuda(kc[i % n_buf], kraw, d_blk, wk, norm, SEER_BF16, &c, NULL, &err);
     cudaEventRecord(e1, 0);
-    CK(cudaEventSynchronize(e1));
+    CUDA_OK(cudaEventSynchronize(e1));
     cudaEventElapsedTime(&ms, e0, e1);
     s.kcomp_ms = ms / iters;
     for (int i = 0; i < n_buf; i++) cudaFree(kc[i]);
@@ -488,8 +483,8 @@ int bench_decode_main(int argc, char **argv) {
     }
     int dev;
     struct cudaDeviceProp prop;
-    CK(cudaGetDevice(&dev));
-    CK(cudaGetDeviceProperties(&prop, dev));
+    CUDA_OK(cudaGetDevice(&dev));
+    CUDA_OK(cudaGetDeviceProperties(&prop, dev));
     size_t l2 = (size_t)prop.l2CacheSize;
     double copy_bw = copy_bandwidth();
     printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write)\n", prop.name,

@@ -13,14 +13,9 @@
 #include "common/common.h"
 #include "common/tensor.h"
 #include "kernels/attention.h"
+#include "common/cuda_check.h"
 #include "tests/test.h"
 
-#define CUDA_OK(call)                                                                       \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        if (e_ != cudaSuccess) seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call,          \
-                                        cudaGetErrorString(e_));                            \
-    } while (0)
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static float randn(void) {  // Box-Muller over a xorshift64* stream

@@ -7,21 +7,9 @@
 #include <string.h>
 
 #include "kernels/decode.h"
+#include "tests/gpu/gpu_test.h"
 #include "tests/test.h"
 
-static uint32_t rng_state = 4242;
-static float frand(void) {
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static void *to_dev(const void *h, size_t n) {
-    void *d = NULL;
-    if (cudaMalloc(&d, n ? n : 16) != cudaSuccess) seer_die("cudaMalloc %zu bytes", n);
-    if (h && n) cudaMemcpy(d, h, n, cudaMemcpyHostToDevice);
-    else cudaMemset(d, 0, n ? n : 16);
-    return d;
-}
 
 static uint16_t to_dt(float f, SeerDType t) { return t == SEER_F16 ? f32_to_f16(f) : f32_to_bf16(f); }
 

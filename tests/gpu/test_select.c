@@ -8,21 +8,9 @@
 #include <string.h>
 
 #include "kernels/select.h"
+#include "tests/gpu/gpu_test.h"
 #include "tests/test.h"
 
-static uint32_t rng_state = 99;
-static float frand(void) {
-    rng_state = rng_state * 1664525u + 1013904223u;
-    return (float)(rng_state >> 8) / 8388608.0f - 1.0f;
-}
-
-static void *to_dev(const void *h, size_t n) {
-    void *d = NULL;
-    if (cudaMalloc(&d, n ? n : 16) != cudaSuccess) seer_die("cudaMalloc %zu bytes", n);
-    if (h && n) cudaMemcpy(d, h, n, cudaMemcpyHostToDevice);
-    else cudaMemset(d, 0, n ? n : 16);
-    return d;
-}
 static void sync_or_die(const char *what) {
     cudaError_t e = cudaDeviceSynchronize();
     if (e != cudaSuccess) seer_die("%s: %s", what, cudaGetErrorString(e));
@@ -193,6 +181,7 @@ static void test_oracle_quest(void) {
 }
 
 int main(void) {
+    gpu_test_rng = 99;
     RUN(test_kcomp_update);
     RUN(test_gate);
     RUN(test_oracle_quest);
