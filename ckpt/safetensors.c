@@ -272,16 +272,9 @@ static char *st_dirname(const char *path) {
     return d;
 }
 
-static char *st_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 // Index of the shard file named `name` (relative to dir) in s, mapping and parsing it when new.
 static int st_shard_index(SafetensorsSet *s, const char *dir, const char *name, SeerErr *err) {
-    char *path = st_join(dir, name);
+    char *path = path_join(dir, name);
     for (int i = 0; i < s->n_files; i++)
         if (!strcmp(s->files[i].path, path)) {
             free(path);
@@ -325,7 +318,7 @@ static int st_open_index(SafetensorsSet *s, SeerErr *err) {
     }
     if ((rc = st_finish(s, err))) goto done;
     json_object_foreach(map, key, val) {  // pass 2: every entry is where the map says
-        char *path = st_join(dir, json_string_value(val));
+        char *path = path_join(dir, json_string_value(val));
         const StEntry *e = st_find(s, key);
         int ok = e && !strcmp(s->files[e->file].path, path);
         free(path);
@@ -367,7 +360,7 @@ int st_open(SafetensorsSet **out, const char *path, SeerErr *err) {
 }
 
 int st_open_dir(SafetensorsSet **out, const char *dir, SeerErr *err) {
-    char *index = st_join(dir, "model.safetensors.index.json"), *single = st_join(dir, "model.safetensors");
+    char *index = path_join(dir, "model.safetensors.index.json"), *single = path_join(dir, "model.safetensors");
     int rc;
     if (access(index, F_OK) == 0) rc = st_open(out, index, err);
     else if (access(single, F_OK) == 0) rc = st_open(out, single, err);

@@ -26,6 +26,12 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+// "dir/name", malloc'd.
+char *path_join(const char *dir, const char *name);
+
+// Parses a whole decimal integer in [lo, hi]; returns 0, or -1 (not a number, trailing text, out of range).
+int parse_long(const char *s, long lo, long hi, long *out);
+
 // Monotonic wall clock in seconds.
 double seer_now(void);
 

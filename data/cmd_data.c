@@ -78,15 +78,6 @@ static void data_usage(FILE *f) {
             "  --threads N        tokeniser threads (default: all cores)\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 // Fills o from argv; returns 0, 1 for --help, or -1 after printing the reason.
 static int data_parse_args(int argc, char **argv, DataOpts *o) {
     *o = (DataOpts){.max_len = 32768, .long_policy = "skip"};
@@ -104,8 +95,8 @@ static int data_parse_args(int argc, char **argv, DataOpts *o) {
         i++;
         if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
         else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--max-len") && !parse_int(v, 1, 1 << 30, &n)) o->max_len = (int)n;
-        else if (!strcmp(a, "--threads") && !parse_int(v, 1, 4096, &n)) o->threads = (int)n;
+        else if (!strcmp(a, "--max-len") && !parse_long(v, 1, 1 << 30, &n)) o->max_len = (int)n;
+        else if (!strcmp(a, "--threads") && !parse_long(v, 1, 4096, &n)) o->threads = (int)n;
         else if (!strcmp(a, "--long") && (!strcmp(v, "skip") || !strcmp(v, "crop"))) o->long_policy = v;
         else if (!strcmp(a, "--seed")) {
             char *end;

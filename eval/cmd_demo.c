@@ -36,13 +36,6 @@ typedef struct {
     int steps, threads, cpu;
 } DemoArgs;
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
 // Returns 0, 1 for --help, -1 with err.
 static int demo_parse_args(int argc, char **argv, DemoArgs *a, SeerErr *err) {
     *a = (DemoArgs){.out = "demo_out", .testbed = "data/testbed", .steps = 24};
@@ -100,7 +93,7 @@ static int demo_train(const DemoArgs *a, const char *model, const char *shard, c
     int n_gpus = 0;
     if (!a->cpu && cudaGetDeviceCount(&n_gpus) == cudaSuccess && n_gpus > 0) c.device = TRAIN_DEVICE_CUDA;
 #endif
-    char *ck = join(run, TRAIN_STATE_FILE);
+    char *ck = path_join(run, TRAIN_STATE_FILE);
     c.resume = access(ck, F_OK) == 0;
     free(ck);
     printf("[2/3] distil the gates: seer train --model %s --data %s --out %s --max-steps %d "
@@ -112,9 +105,9 @@ static int demo_train(const DemoArgs *a, const char *model, const char *shard, c
 }
 
 static int demo_run(const DemoArgs *a, SeerErr *err) {
-    char *model = join(a->testbed, "model"), *traces = join(a->testbed, "train_traces.jsonl");
-    char *shard = join(a->out, "tokens.h5"), *run = join(a->out, "run");
-    char *gates = join(a->out, "gates");
+    char *model = path_join(a->testbed, "model"), *traces = path_join(a->testbed, "train_traces.jsonl");
+    char *shard = path_join(a->out, "tokens.h5"), *run = path_join(a->out, "run");
+    char *gates = path_join(a->out, "gates");
     int rc = 0;
     if (access(model, F_OK) != 0 || access(traces, F_OK) != 0)
         rc = seer_fail(err, "%s: no testbed here (model/ and train_traces.jsonl); run from the "

@@ -65,13 +65,9 @@ typedef struct {
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
-static int parse_long(const char *flag, const char *v, long lo, long hi, long *out, SeerErr *err) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
+static int parse_flag_long(const char *flag, const char *v, long lo, long hi, long *out, SeerErr *err) {
+    if (parse_long(v, lo, hi, out))
         return seer_fail(err, "%s needs an integer in [%ld, %ld], got '%s'", flag, lo, hi, v);
-    *out = x;
     return 0;
 }
 
@@ -97,23 +93,23 @@ static int eval_parse_value(EvalArgs *a, const char *f, const char *v, SeerErr *
     else if (!strcmp(f, "--suffix")) a->suffix = v;
     else if (!strcmp(f, "--method")) return engine_parse_method(v, &a->pol.method, err);
     else if (!strcmp(f, "--budget")) {
-        if (parse_long(f, v, 1, 1 << 24, &n, err)) return -1;
+        if (parse_flag_long(f, v, 1, 1 << 24, &n, err)) return -1;
         a->pol.budget = (int)n;
     } else if (!strcmp(f, "--threshold")) {
         if (parse_double(f, v, 0, 0.999999, &x, err)) return -1;
         a->pol.threshold = (float)x, a->pol.budget = 0;
     } else if (!strcmp(f, "--dense-layers")) {
-        if (parse_long(f, v, 0, 100000, &n, err)) return -1;
+        if (parse_flag_long(f, v, 0, 100000, &n, err)) return -1;
         a->pol.dense_layers = (int)n;
-    } else if (!strcmp(f, "--limit")) return parse_long(f, v, 1, 1L << 30, &a->limit, err);
-    else if (!strcmp(f, "--samples")) return parse_long(f, v, 1, 1 << 20, &a->samples, err);
-    else if (!strcmp(f, "--max-new")) return parse_long(f, v, 1, 1 << 24, &a->max_new, err);
-    else if (!strcmp(f, "--top-k")) return parse_long(f, v, 0, 1 << 24, &a->top_k, err);
-    else if (!strcmp(f, "--threads")) return parse_long(f, v, 1, 4096, &a->threads, err);
+    } else if (!strcmp(f, "--limit")) return parse_flag_long(f, v, 1, 1L << 30, &a->limit, err);
+    else if (!strcmp(f, "--samples")) return parse_flag_long(f, v, 1, 1 << 20, &a->samples, err);
+    else if (!strcmp(f, "--max-new")) return parse_flag_long(f, v, 1, 1 << 24, &a->max_new, err);
+    else if (!strcmp(f, "--top-k")) return parse_flag_long(f, v, 0, 1 << 24, &a->top_k, err);
+    else if (!strcmp(f, "--threads")) return parse_flag_long(f, v, 1, 4096, &a->threads, err);
     else if (!strcmp(f, "--temperature")) return parse_double(f, v, 0, 100, &a->temperature, err);
     else if (!strcmp(f, "--top-p")) return parse_double(f, v, 1e-6, 1, &a->top_p, err);
     else if (!strcmp(f, "--seed")) {
-        if (parse_long(f, v, 0, 0x7fffffffffffffffL, &n, err)) return -1;
+        if (parse_flag_long(f, v, 0, 0x7fffffffffffffffL, &n, err)) return -1;
         a->seed = (unsigned long long)n;
     } else return 1;
     return 0;

@@ -39,15 +39,6 @@ static void train_usage(FILE *f) {
             "                         seed and thread count\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 static int parse_float(const char *s, float *out) {
     char *end;
     errno = 0;

@@ -82,13 +82,6 @@ static int history_load(RunLog *log, const char *path, int keep_through, char **
     return rc;
 }
 
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 int run_log_open(RunLog *log, const char *dir, int L, int keep_through, SeerErr *err) {
     memset(log, 0, sizeof *log);
     log->dir = xstrdup(dir);
