@@ -140,14 +140,16 @@ static void test_kill_and_resume_is_exact(void) {
     int kills = 0, in_write = 0;
     char B[512];
     snprintf(B, sizeof B, "%s", tpath("B"));
-    // The first kill waits a random time, then for the next checkpoint write to be under way
-    // (its temp file appears; the writer pauses half-way, see train_state.h) and lands inside
-    // it. Then up to 4 kills at random moments, each followed by a resume.
+    // The first kill waits a random time in the first fifth of a straight run, then for the next
+    // checkpoint write to be under way (its temp file appears; the writer pauses half-way, see
+    // train_state.h) and lands inside it. Then up to 4 kills at random moments in the next
+    // 0.3 run-lengths, each followed by a resume: early enough that the first resume is always
+    // killed before it finishes, even on a loaded machine.
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", B, TRAIN_STATE_FILE);
     setenv("SEER_FAULT_CKPT_PAUSE_US", "20000", 1);
     pid_t pid = start_train(B, 0, NULL, NULL, tpath("model"));
-    usleep((useconds_t)(straight_s * 1e6 * 0.5 * rand() / (double)RAND_MAX));
+    usleep((useconds_t)(straight_s * 1e6 * 0.2 * rand() / (double)RAND_MAX));
     double t_end = seer_now() + 60;
     while (access(tmp, F_OK) != 0 && seer_now() < t_end) usleep(200);
     kill(pid, SIGKILL);
@@ -155,7 +157,7 @@ static void test_kill_and_resume_is_exact(void) {
     unsetenv("SEER_FAULT_CKPT_PAUSE_US");
     for (int i = 0; i < 4; i++) {
         pid = start_train(B, 1, NULL, NULL, tpath("model"));
-        usleep((useconds_t)(straight_s * 1e6 * 0.6 * rand() / (double)RAND_MAX));
+        usleep((useconds_t)(straight_s * 1e6 * 0.3 * rand() / (double)RAND_MAX));
         kill(pid, SIGKILL);
         if (wait_exit(pid) != 128 + SIGKILL) break;  // it finished first
         kills++;
