@@ -6,3 +6,12 @@ typedef struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } BenchCommand;
+
+#include "common/common.h"
+
+// Document lengths of a chunk of T tokens from a comma-separated list ("2048,16384,4096"): the
+// list repeated until T tokens are used, the last length cut to fit. lens: [T] (room for T
+// documents). Returns the count (1..T), or -1 with err naming the flag when the list is empty, has
+// an empty entry or an entry that is not a whole number >= 1, or T < 1. Entries longer than T are
+// cut like the last one.
+int bench_make_docs(int *lens, const char *list, int T, SeerErr *err);

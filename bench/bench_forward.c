@@ -38,8 +38,9 @@ static void usage(FILE *f) {
             "bf16 inputs made on the GPU, for one document of N tokens and for a chunk packed from\n"
             "the --docs lengths (repeated, the last one cut to fill N), next to torch SDPA FLASH and\n"
             "CUDNN (python3 bench/sdpa_prefill.py) at the same shapes. Then the whole forward of the\n"
-            "config (random bf16 weights made on the GPU, no lm head) over the packed chunk, with and\n"
-            "without the target: tokens/s, GEMM and attention TFLOP/s, share of time per part, memory.\n\n"
+            "config (random bf16 weights made on the GPU, no lm head) over the one N-token document,\n"
+            "with and without the target: tokens/s, GEMM and attention TFLOP/s, share of time per\n"
+            "part, memory.\n\n"
             "  --config PATH   model config.json (e.g. bench/configs/qwen3-8b.json)\n"
             "  --tokens N      tokens per chunk (default 32768)\n"
             "  --docs LIST     document lengths of the packed case (default 6000)\n"
@@ -84,24 +85,6 @@ static int read_shape(AttnShape *s, const char *path, SeerErr *err) {
     }
     json_decref(root);
     return rc;
-}
-
-// Document lengths of a chunk of T tokens: the list repeated, the last one cut. Returns the count.
-static int make_docs(int *lens, int max_docs, const char *list, int T) {
-    int n = 0, used = 0;
-    while (used < T && n < max_docs) {
-        for (const char *p = list; *p && used < T && n < max_docs;) {
-            int l = atoi(p);
-            if (l < 1) l = 1;
-            if (l > T - used) l = T - used;
-            lens[n++] = l;
-            used += l;
-            p = strchr(p, ',');
-            if (!p) break;
-            p++;
-        }
-    }
-    return n;
 }
 
 static double causal_flops(const int *lens, int n, const AttnShape *s) {
@@ -248,8 +231,9 @@ static int bench_forward(int argc, char **argv) {
     printf("device: %s (%d SMs), config %s: H %d, HKV %d, HD %d\n", prop.name, prop.multiProcessorCount,
            a.config, s.H, s.HKV, s.HD);
     int one = a.tokens, *lens = xmalloc(sizeof(int) * (size_t)a.tokens);
-    int n = make_docs(lens, a.tokens, a.docs, a.tokens);
-    int rc = bench_attention_case("attention, one document", &one, 1, a.tokens, &s, &a, &err);
+    int n = bench_make_docs(lens, a.docs, a.tokens, &err);
+    int rc = n < 0;
+    if (!rc) rc = bench_attention_case("attention, one document", &one, 1, a.tokens, &s, &a, &err);
     if (!rc) rc = bench_attention_case("attention, packed --docs", lens, n, a.tokens, &s, &a, &err);
     if (!rc && a.forward) rc = bench_whole_forward(a.config, &one, 1, a.tokens, &err);
     free(lens);

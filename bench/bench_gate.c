@@ -63,20 +63,6 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
     return 0;
 }
 
-// Document lengths of a chunk of T tokens: the list repeated, the last one cut. Returns the count.
-static int make_docs(int *lens, int max_docs, const char *list, int T) {
-    int n = 0, used = 0;
-    while (used < T && n < max_docs) {
-        for (const char *p = list; p && *p && used < T && n < max_docs; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-            int l = atoi(p) < 1 ? 1 : atoi(p);
-            lens[n++] = l > T - used ? T - used : l;
-            used += lens[n - 1];
-        }
-    }
-    return n;
-}
-
-
 typedef struct {
     GateCuda *gc;
     float *params, *grad, *target, *scores;
@@ -204,13 +190,12 @@ static int bench_case(const char *label, const int *lens, int n, int T, const Be
 int bench_gate_main(int argc, char **argv) {
     BenchArgs a;
     if (parse_args(&a, argc, argv)) return 2;
-    int T = a.tokens, *lens = xmalloc(sizeof(int) * T), n;
     SeerErr err;
-    int one[1] = {T};
-    if (bench_case("one document", one, 1, T, &a, &err)) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
-    n = make_docs(lens, T, a.docs, T);
-    if (bench_case("packed", lens, n, T, &a, &err)) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
+    int T = a.tokens, one[1] = {T}, *lens = xmalloc(sizeof(int) * (size_t)T);
+    int n = bench_make_docs(lens, a.docs, T, &err);
+    int rc = n < 0 || bench_case("one document", one, 1, T, &a, &err) || bench_case("packed", lens, n, T, &a, &err);
     free(lens);
+    if (rc) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
     return 0;
 }
 #else

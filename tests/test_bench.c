@@ -1,0 +1,40 @@
+// test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths).
+#include <string.h>
+
+#include "bench/bench.h"
+#include "tests/test.h"
+
+// The list repeats until T tokens are used; the last length (and any longer than T) is cut.
+static void test_make_docs_repeats_and_cuts(void) {
+    int lens[100];
+    SeerErr err;
+    CHECK(bench_make_docs(lens, "30,50", 100, &err) == 3);
+    CHECK(lens[0] == 30 && lens[1] == 50 && lens[2] == 20);
+    CHECK(bench_make_docs(lens, "6000", 100, &err) == 1);
+    CHECK(lens[0] == 100);
+    CHECK(bench_make_docs(lens, "1", 7, &err) == 7);
+    int sum = 0;
+    for (int i = 0; i < 7; i++) sum += lens[i];
+    CHECK(sum == 7 && lens[6] == 1);
+    CHECK(bench_make_docs(lens, "40,60", 100, &err) == 2);
+    CHECK(lens[0] == 40 && lens[1] == 60);
+}
+
+// An empty list used to loop forever; bad entries used to become 1-token documents.
+static void test_make_docs_refusals(void) {
+    int lens[10];
+    SeerErr err;
+    const char *bad[] = {"", ",", "5,", ",5", "5,,5", "0", "-3", "abc", "5x", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(bench_make_docs(lens, bad[i], 10, &err) == -1);
+        CHECK(!strncmp(err.msg, "--docs: ", 8));
+    }
+    CHECK(bench_make_docs(lens, "5", 0, &err) == -1);
+}
+
+int main(void) {
+    RUN(test_make_docs_repeats_and_cuts);
+    RUN(test_make_docs_refusals);
+    return test_summary();
+}
