@@ -8,6 +8,7 @@
 #pragma once
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int test_passed_, test_failed_, test_checks_failed_;
 
@@ -53,4 +54,34 @@ static inline double max_rel_err(const float *a, const float *b, long n, double 
         if (d > worst) worst = d;
     }
     return worst;
+}
+
+// ---------------------------------------------------------------- temp folder (tests that write files)
+
+static char test_tmpdir[64];  // /tmp/seer_test_<area>_XXXXXX once test_tmpdir_make has run
+
+// Makes this binary's temp folder; aborts when it cannot (nothing else can run then).
+static inline void test_tmpdir_make(const char *area) {
+    snprintf(test_tmpdir, sizeof test_tmpdir, "/tmp/seer_test_%s_XXXXXX", area);
+    if (!mkdtemp(test_tmpdir)) abort();
+}
+
+// "<test_tmpdir>/<name>" in one of 64 rotating buffers: valid for the next 63 calls (enough for
+// every argv a test builds).
+static inline char *test_tmp_path(const char *name) {
+    static char buf[64][512];
+    static int k;
+    k = (k + 1) % 64;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", test_tmpdir, name);
+    return buf[k];
+}
+
+// Removes the temp folder and everything in it; returns 0, or -1 (said on stderr) when it could
+// not be removed.
+static inline int test_tmpdir_remove(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmpdir);
+    if (system(cmd) == 0) return 0;
+    fprintf(stderr, "could not remove %s\n", test_tmpdir);
+    return -1;
 }

@@ -1,17 +1,15 @@
 // test_ckpt.c: safetensors reader/writer, HF config parsing, model_load, and every kind of bad input
 // (each must give -1 and one line naming the file and the problem, never a crash).
 #define _GNU_SOURCE
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt/hf_config.h"
 #include "ckpt/safetensors.h"
 #include "model/model.h"
 #include "tests/test.h"
-
-static char tmp_root[64];  // one temp folder for the whole run
 
 // rc must be -1 and the message one line holding every given substring. SEER_TEST_SHOW_ERRORS=1 in
 // the environment prints every message, to review how they read.
@@ -24,14 +22,6 @@ static char tmp_root[64];  // one temp folder for the whole run
         if (bad_ || getenv("SEER_TEST_SHOW_ERRORS"))                                      \
             fprintf(stderr, "    rc %d, message: %s\n", rc_, (err).msg);                  \
     } while (0)
-
-static char *tpath(const char *name) {
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", tmp_root, name);
-    return p;
-}
 
 static void write_file(const char *path, const void *data, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -54,16 +44,11 @@ static void write_st_raw(const char *path, uint64_t header_len, const char *head
 }
 
 static void write_st(const char *name, const char *header, size_t data_bytes) {
-    write_st_raw(tpath(name), strlen(header), header, data_bytes);
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
+    write_st_raw(test_tmp_path(name), strlen(header), header, data_bytes);
 }
 
 static char *make_dir(const char *name) {
-    char *p = tpath(name);
+    char *p = test_tmp_path(name);
     mkdir(p, 0755);
     return p;
 }
@@ -77,29 +62,29 @@ static char *make_dir(const char *name) {
     do {                                                           \
         SafetensorsSet *s_ = (SafetensorsSet *)1;                  \
         SeerErr e_ = {{0}};                                        \
-        CHECK_ERR(st_open(&s_, tpath(name), &e_), e_, name, __VA_ARGS__); \
+        CHECK_ERR(st_open(&s_, test_tmp_path(name), &e_), e_, name, __VA_ARGS__); \
         CHECK(s_ == NULL);                                         \
     } while (0)
 
 static void test_st_truncated(void) {
-    write_file(tpath("empty.safetensors"), "", 0);
+    write_file(test_tmp_path("empty.safetensors"), "", 0);
     EXPECT_OPEN_FAIL("empty.safetensors", "truncated");
-    write_file(tpath("five.safetensors"), "\x10\0\0\0\0", 5);
+    write_file(test_tmp_path("five.safetensors"), "\x10\0\0\0\0", 5);
     EXPECT_OPEN_FAIL("five.safetensors", "truncated");
-    write_st_raw(tpath("past.safetensors"), 1000, "{}", 4);
+    write_st_raw(test_tmp_path("past.safetensors"), 1000, "{}", 4);
     EXPECT_OPEN_FAIL("past.safetensors", "runs past the end");
-    write_st_raw(tpath("huge.safetensors"), UINT64_MAX, "{}", 4);
+    write_st_raw(test_tmp_path("huge.safetensors"), UINT64_MAX, "{}", 4);
     EXPECT_OPEN_FAIL("huge.safetensors", "runs past the end");
     // A real file cut short: the last tensor's range now runs past the end.
     float x[6] = {1, 2, 3, 4, 5, 6};
     StTensor t = {"x", {x, SEER_F32, 2, {2, 3}}};
     SeerErr err = {{0}};
-    CHECK(st_write(tpath("cut.safetensors"), &t, 1, NULL, &err) == 0);
-    FILE *f = fopen(tpath("cut.safetensors"), "rb");
+    CHECK(st_write(test_tmp_path("cut.safetensors"), &t, 1, NULL, &err) == 0);
+    FILE *f = fopen(test_tmp_path("cut.safetensors"), "rb");
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fclose(f);
-    CHECK(truncate(tpath("cut.safetensors"), n - 3) == 0);
+    CHECK(truncate(test_tmp_path("cut.safetensors"), n - 3) == 0);
     EXPECT_OPEN_FAIL("cut.safetensors", "out of range");
 }
 
@@ -143,7 +128,7 @@ static void test_st_bad_ranges(void) {
              " \"c\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [8, 12]}}", 12);
     SafetensorsSet *s;
     SeerErr err = {{0}};
-    CHECK(st_open(&s, tpath("zero.safetensors"), &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("zero.safetensors"), &err) == 0);
     if (s) CHECK(s->n_entries == 3);
     st_close(s);
 }
@@ -156,7 +141,7 @@ static void test_st_dtypes(void) {
              " \"h\": {\"dtype\": \"F16\", \"shape\": [2, 1], \"data_offsets\": [24, 28]}}", 28);
     SafetensorsSet *s;
     SeerErr err = {{0}};
-    CHECK(st_open(&s, tpath("dt.safetensors"), &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("dt.safetensors"), &err) == 0);
     if (!s) return;
     Tensor t;
     CHECK_ERR(st_get(s, "i", &t, &err), err, "dt.safetensors", "'i'", "dtype I64");
@@ -179,32 +164,32 @@ static void test_st_index(void) {
     make_dir("idx");
     write_st("idx/s1.safetensors", ONE_A, 4);
     write_st("idx/s2.safetensors", ONE_B, 4);
-    write_text(tpath("idx/ok.json"), "{\"metadata\": {}, \"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s2.safetensors\"}}");
+    write_text(test_tmp_path("idx/ok.json"), "{\"metadata\": {}, \"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s2.safetensors\"}}");
     SafetensorsSet *s;
     SeerErr err = {{0}};
-    CHECK(st_open(&s, tpath("idx/ok.json"), &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("idx/ok.json"), &err) == 0);
     if (s) {
         CHECK(s->n_files == 2 && s->n_entries == 2);
         const StEntry *b = st_find(s, "b");
         CHECK(b && strstr(st_entry_path(s, b), "s2.safetensors"));
         st_close(s);
     }
-    write_text(tpath("idx/missing.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"gone.safetensors\"}}");
+    write_text(test_tmp_path("idx/missing.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"gone.safetensors\"}}");
     EXPECT_OPEN_FAIL("idx/missing.json", "gone.safetensors", "cannot open");
-    write_text(tpath("idx/wrong.json"), "{\"weight_map\": {\"a\": \"s2.safetensors\"}}");
+    write_text(test_tmp_path("idx/wrong.json"), "{\"weight_map\": {\"a\": \"s2.safetensors\"}}");
     EXPECT_OPEN_FAIL("idx/wrong.json", "'a'", "s2.safetensors", "no such tensor");
     write_st("idx/s3.safetensors", ONE_A, 4);
-    write_text(tpath("idx/dup.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s3.safetensors\"}}");
+    write_text(test_tmp_path("idx/dup.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"b\": \"s3.safetensors\"}}");
     EXPECT_OPEN_FAIL("idx/dup.json", "duplicate tensor 'a'", "s1.safetensors", "s3.safetensors");
-    write_text(tpath("idx/nomap.json"), "{\"metadata\": {}}");
+    write_text(test_tmp_path("idx/nomap.json"), "{\"metadata\": {}}");
     EXPECT_OPEN_FAIL("idx/nomap.json", "weight_map");
-    write_text(tpath("idx/escape.json"), "{\"weight_map\": {\"a\": \"../s1.safetensors\"}}");
+    write_text(test_tmp_path("idx/escape.json"), "{\"weight_map\": {\"a\": \"../s1.safetensors\"}}");
     EXPECT_OPEN_FAIL("idx/escape.json", "'a'", "not a shard file name");
-    write_text(tpath("idx/badjson.json"), "{\"weight_map\": {\"a\": }}");
+    write_text(test_tmp_path("idx/badjson.json"), "{\"weight_map\": {\"a\": }}");
     EXPECT_OPEN_FAIL("idx/badjson.json", "bad JSON");
     EXPECT_OPEN_FAIL("idx/absent.json", "cannot open");
-    write_text(tpath("idx/badshard.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"c\": \"junk.safetensors\"}}");
-    write_text(tpath("idx/junk.safetensors"), "junk");
+    write_text(test_tmp_path("idx/badshard.json"), "{\"weight_map\": {\"a\": \"s1.safetensors\", \"c\": \"junk.safetensors\"}}");
+    write_text(test_tmp_path("idx/junk.safetensors"), "junk");
     EXPECT_OPEN_FAIL("idx/badshard.json", "junk.safetensors", "truncated");
     // A folder with neither file.
     SeerErr e2 = {{0}};
@@ -231,9 +216,9 @@ static void test_st_roundtrip(void) {
     };
     const char *meta[] = {"format", "pt", "note", "round \"trip\"", NULL};
     SeerErr err = {{0}};
-    CHECK(st_write(tpath("rt.safetensors"), ts, 5, meta, &err) == 0);
+    CHECK(st_write(test_tmp_path("rt.safetensors"), ts, 5, meta, &err) == 0);
     SafetensorsSet *s;
-    CHECK(st_open(&s, tpath("rt.safetensors"), &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("rt.safetensors"), &err) == 0);
     if (!s) return;
     CHECK(s->n_entries == 5);
     uint64_t hlen = 0;
@@ -251,13 +236,13 @@ static void test_st_roundtrip(void) {
     CHECK(strstr((const char *)s->files[0].map + 8, "\"note\":\"round \\\"trip\\\"\"") != NULL);
     st_close(s);
     // Overwrite in place: the new content replaces the old one completely.
-    CHECK(st_write(tpath("rt.safetensors"), ts + 1, 1, NULL, &err) == 0);
-    CHECK(st_open(&s, tpath("rt.safetensors"), &err) == 0);
+    CHECK(st_write(test_tmp_path("rt.safetensors"), ts + 1, 1, NULL, &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("rt.safetensors"), &err) == 0);
     if (s) CHECK(s->n_entries == 1 && st_find(s, "bf") && !st_find(s, "mat"));
     st_close(s);
     // No tensors at all is a valid file.
-    CHECK(st_write(tpath("none.safetensors"), NULL, 0, NULL, &err) == 0);
-    CHECK(st_open(&s, tpath("none.safetensors"), &err) == 0);
+    CHECK(st_write(test_tmp_path("none.safetensors"), NULL, 0, NULL, &err) == 0);
+    CHECK(st_open(&s, test_tmp_path("none.safetensors"), &err) == 0);
     if (s) CHECK(s->n_entries == 0);
     st_close(s);
 }
@@ -266,15 +251,15 @@ static void test_st_write_bad(void) {
     float x[2] = {1, 2};
     StTensor dup[] = {{"x", {x, SEER_F32, 1, {2}}}, {"x", {x, SEER_F32, 1, {2}}}};
     SeerErr err = {{0}};
-    CHECK_ERR(st_write(tpath("w1.safetensors"), dup, 2, NULL, &err), err, "w1.safetensors", "duplicate tensor 'x'");
+    CHECK_ERR(st_write(test_tmp_path("w1.safetensors"), dup, 2, NULL, &err), err, "w1.safetensors", "duplicate tensor 'x'");
     StTensor scalar = {"s", {x, SEER_F32, 0, {0}}};
-    CHECK_ERR(st_write(tpath("w2.safetensors"), &scalar, 1, NULL, &err), err, "'s'", "0 dimensions");
+    CHECK_ERR(st_write(test_tmp_path("w2.safetensors"), &scalar, 1, NULL, &err), err, "'s'", "0 dimensions");
     StTensor meta = {"__metadata__", {x, SEER_F32, 1, {2}}};
-    CHECK_ERR(st_write(tpath("w3.safetensors"), &meta, 1, NULL, &err), err, "reserved name");
+    CHECK_ERR(st_write(test_tmp_path("w3.safetensors"), &meta, 1, NULL, &err), err, "reserved name");
     StTensor nodata = {"n", {NULL, SEER_F32, 1, {2}}};
-    CHECK_ERR(st_write(tpath("w4.safetensors"), &nodata, 1, NULL, &err), err, "'n'", "no data");
-    CHECK_ERR(st_write(tpath("no/such/dir/w.safetensors"), dup, 1, NULL, &err), err, "no/such/dir", "temp file");
-    CHECK(access(tpath("w1.safetensors"), F_OK) != 0);
+    CHECK_ERR(st_write(test_tmp_path("w4.safetensors"), &nodata, 1, NULL, &err), err, "'n'", "no data");
+    CHECK_ERR(st_write(test_tmp_path("no/such/dir/w.safetensors"), dup, 1, NULL, &err), err, "no/such/dir", "temp file");
+    CHECK(access(test_tmp_path("w1.safetensors"), F_OK) != 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,8 +309,8 @@ static void test_config_ok(void) {
     CHECK(c.arch == ARCH_QWEN2 && c.qkv_bias && c.rope_theta == 5e5f && c.HD == 32);
     // The written config reads back the same.
     ModelConfig back;
-    CHECK(hf_config_write(&c, tpath("cfg/written.json"), &err) == 0);
-    CHECK(hf_config_load(&back, tpath("cfg/written.json"), &err) == 0);
+    CHECK(hf_config_write(&c, test_tmp_path("cfg/written.json"), &err) == 0);
+    CHECK(hf_config_load(&back, test_tmp_path("cfg/written.json"), &err) == 0);
     CHECK(memcmp(&back, &c, sizeof c) == 0);
 }
 
@@ -366,7 +351,7 @@ static void test_config_bad(void) {
     CHECK_ERR(parse_config(NULL, "\"tie_word_embeddings\": 1", &c, &err), err, "tie_word_embeddings");
     CHECK_ERR(parse_config(NULL, "\"rms_norm_eps\": -1", &c, &err), err, "rms_norm_eps");
     CHECK_ERR(parse_config("{\"architectures\": [\"Qwen3ForCausalLM\"],", NULL, &c, &err), err, "config.json", "bad JSON");
-    CHECK_ERR(hf_config_load(&c, tpath("cfg/absent.json"), &err), err, "absent.json", "cannot open");
+    CHECK_ERR(hf_config_load(&c, test_tmp_path("cfg/absent.json"), &err), err, "absent.json", "cannot open");
 }
 
 // The bench configs are the real ones of the models the paper uses.
@@ -573,8 +558,8 @@ static void test_model_bad(void) {
     write_text(cfg, "{\"architectures\": [\"GPT2LMHeadModel\"]}");
     CHECK_ERR(model_load(&m, dir, &err), err, "bad/config.json", "unsupported architecture");
     CHECK_ERR(model_load(&m, make_dir("empty"), &err), err, "empty/config.json", "cannot open");
-    CHECK(hf_config_write(&c, tpath("empty/config.json"), &err) == 0);
-    CHECK_ERR(model_load(&m, tpath("empty"), &err), err, "empty", "no model.safetensors");
+    CHECK(hf_config_write(&c, test_tmp_path("empty/config.json"), &err) == 0);
+    CHECK_ERR(model_load(&m, test_tmp_path("empty"), &err), err, "empty", "no model.safetensors");
 }
 
 // The testbed model committed in data/testbed loads with the shapes its README states.
@@ -597,8 +582,7 @@ static void test_model_testbed(void) {
 }
 
 int main(void) {
-    snprintf(tmp_root, sizeof tmp_root, "/tmp/seer-test-ckpt-XXXXXX");
-    if (!mkdtemp(tmp_root)) seer_die("cannot create a temp folder");
+    test_tmpdir_make("ckpt");
     RUN(test_st_truncated);
     RUN(test_st_bad_header);
     RUN(test_st_bad_ranges);
@@ -613,6 +597,6 @@ int main(void) {
     RUN(test_model_sharded);
     RUN(test_model_bad);
     RUN(test_model_testbed);
-    nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_tmpdir_remove();
     return test_summary();
 }

@@ -13,16 +13,6 @@
 #include "data/tokenizer.h"
 #include "tests/test.h"
 
-static char tmpdir[64];
-
-// tmpdir/name in one of 64 rotating buffers (enough for every argv a test builds).
-static const char *tmp_path(const char *name) {
-    static char buf[64][256];
-    static int k;
-    k = (k + 1) % 64;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
@@ -195,7 +185,7 @@ static int write_test_shard(const char *path, int nc, int max_len, const char *h
 }
 
 static void test_shard_roundtrip(void) {
-    const char *path = tmp_path("rt.h5");
+    const char *path = test_tmp_path("rt.h5");
     CHECK(write_test_shard(path, 50, 96, "abc123") == 0);
     SeerErr err;
     ShardReader *r = shard_open(path, "abc123", &err);
@@ -237,7 +227,7 @@ static void take(ShardReader *r, ShardCursor *cur, int n, int64_t *out) {
 }
 
 static void test_shard_cursor(void) {
-    const char *path = tmp_path("cur.h5");
+    const char *path = test_tmp_path("cur.h5");
     CHECK(write_test_shard(path, 23, 96, "h") == 0);
     SeerErr err;
     ShardReader *r = shard_open(path, "h", &err), *r2 = shard_open(path, "h", &err);
@@ -282,22 +272,22 @@ static void set_version(const char *path, int64_t v) {
 }
 
 static void test_shard_refusals(void) {
-    const char *path = tmp_path("ref.h5");
+    const char *path = test_tmp_path("ref.h5");
     CHECK(write_test_shard(path, 4, 96, "tokA") == 0);
     SeerErr err;
     CHECK(shard_open(path, "tokB", &err) == NULL);
     CHECK(strstr(err.msg, "tokA") && strstr(err.msg, "tokB") && strstr(err.msg, path));
     set_version(path, 2);
     CHECK(shard_open(path, "tokA", &err) == NULL && strstr(err.msg, "version 2"));
-    CHECK(shard_open(tmp_path("missing.h5"), NULL, &err) == NULL && strstr(err.msg, "missing.h5"));
-    FILE *f = fopen(tmp_path("junk.h5"), "w");
+    CHECK(shard_open(test_tmp_path("missing.h5"), NULL, &err) == NULL && strstr(err.msg, "missing.h5"));
+    FILE *f = fopen(test_tmp_path("junk.h5"), "w");
     fputs("not hdf5\n", f);
     fclose(f);
-    CHECK(shard_open(tmp_path("junk.h5"), NULL, &err) == NULL && strstr(err.msg, "not an HDF5"));
+    CHECK(shard_open(test_tmp_path("junk.h5"), NULL, &err) == NULL && strstr(err.msg, "not an HDF5"));
 }
 
 static void test_shard_atomic(void) {
-    const char *path = tmp_path("atomic.h5");
+    const char *path = test_tmp_path("atomic.h5");
     SeerErr err;
     ShardWriter *w = shard_writer_create(path, &err);
     CHECK(w != NULL);
@@ -312,9 +302,9 @@ static void test_shard_atomic(void) {
     ShardMeta m = {.tokenizer_hash = "x", .max_len = 4};  // the chunk of 5 does not fit
     CHECK(shard_writer_finish(w, &m, &err) == -1 && strstr(err.msg, "max_len 4"));
     CHECK(!file_exists(path));
-    CHECK(shard_writer_create(tmp_path("no/such/dir/x.h5"), &err) == NULL && strstr(err.msg, "no/such/dir"));
+    CHECK(shard_writer_create(test_tmp_path("no/such/dir/x.h5"), &err) == NULL && strstr(err.msg, "no/such/dir"));
     char cmd[128];  // no temp files left behind
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", test_tmpdir);
     CHECK(system(cmd) != 0);
 }
 
@@ -325,13 +315,13 @@ static const char *testbed_tokenizer(void) {
                                                             : "../shared/testbed/model/tokenizer.json";
 }
 
-// Runs `seer data` with stdout and stderr captured into tmpdir/out.txt; returns its exit status.
+// Runs `seer data` with stdout and stderr captured into test_tmpdir/out.txt; returns its exit status.
 static int run_data(char **argv) {
     int argc = 0;
     while (argv[argc]) argc++;
     fflush(stdout);
     fflush(stderr);
-    int o = dup(1), e = dup(2), fd = open(tmp_path("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int o = dup(1), e = dup(2), fd = open(test_tmp_path("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     int rc = cmd_data(argc, argv);
@@ -348,7 +338,7 @@ static int run_data(char **argv) {
 // The captured output of the last run_data (static buffer).
 static const char *run_output(void) {
     static char buf[16384];
-    FILE *f = fopen(tmp_path("out.txt"), "r");
+    FILE *f = fopen(test_tmp_path("out.txt"), "r");
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     buf[n] = 0;
     if (f) fclose(f);
@@ -357,7 +347,7 @@ static const char *run_output(void) {
 
 // Good rows (line numbers in comments) between bad ones; 30 "text" rows of varied length at the end.
 static const char *write_jsonl(const char *name) {
-    const char *path = tmp_path(name);
+    const char *path = test_tmp_path(name);
     FILE *f = fopen(path, "w");
     fputs("{\"answer\": \"4\", \"messages\": [{\"role\": \"user\", \"content\": \"What is 2+2?\"}, "
           "{\"role\": \"assistant\", \"content\": \"<think>\\nadd\\n</think>\\n\\n4\"}]}\n", f);  // 1
@@ -434,7 +424,7 @@ static void test_data_end_to_end(void) {
     Tokenizer *tok = tokenizer_load(testbed_tokenizer(), &err);
     CHECK(tok != NULL);
     if (!tok) { fprintf(stderr, "    %s\n", err.msg); return; }
-    const char *in = write_jsonl("rows.jsonl"), *out = tmp_path("rows.h5");
+    const char *in = write_jsonl("rows.jsonl"), *out = test_tmp_path("rows.h5");
     char *argv[] = {"data", "--tokenizer", (char *)testbed_tokenizer(), "--input", (char *)in,
                     "--out", (char *)out, "--max-len", "160", "--seed", "7", NULL};
     CHECK(run_data(argv) == 0);
@@ -487,47 +477,47 @@ static void shard_signature(const char *path, char *sig, size_t n) {
 static void test_data_deterministic(void) {
     const char *in = write_jsonl("det.jsonl"), *tk = testbed_tokenizer();
     char *a1[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
-                  (char *)tmp_path("d1.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
+                  (char *)test_tmp_path("d1.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
                   "--threads", "1", NULL};
     char *a2[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
-                  (char *)tmp_path("d2.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
+                  (char *)test_tmp_path("d2.h5"), "--max-len", "100", "--long", "crop", "--seed", "3",
                   "--threads", "2", NULL};
     char *a3[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
-                  (char *)tmp_path("d3.h5"), "--max-len", "100", "--long", "crop", "--seed", "4", NULL};
+                  (char *)test_tmp_path("d3.h5"), "--max-len", "100", "--long", "crop", "--seed", "4", NULL};
     CHECK(run_data(a1) == 0 && run_data(a2) == 0 && run_data(a3) == 0);
     CHECK(strstr(run_output(), "cropped"));
     static char s1[8192], s2[8192], s3[8192];
-    shard_signature(tmp_path("d1.h5"), s1, sizeof s1);
-    shard_signature(tmp_path("d2.h5"), s2, sizeof s2);
-    shard_signature(tmp_path("d3.h5"), s3, sizeof s3);
+    shard_signature(test_tmp_path("d1.h5"), s1, sizeof s1);
+    shard_signature(test_tmp_path("d2.h5"), s2, sizeof s2);
+    shard_signature(test_tmp_path("d3.h5"), s3, sizeof s3);
     CHECK(s1[0] && !strcmp(s1, s2));  // thread count does not matter
     CHECK(strcmp(s1, s3) != 0);       // the seed does
 }
 
 static void test_data_failures(void) {
-    const char *in = write_jsonl("fail.jsonl"), *tk = testbed_tokenizer(), *out = tmp_path("fail.h5");
+    const char *in = write_jsonl("fail.jsonl"), *tk = testbed_tokenizer(), *out = test_tmp_path("fail.h5");
     char *strict[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out", (char *)out,
                       "--strict", NULL};
     CHECK(run_data(strict) != 0 && strstr(run_output(), "fail.jsonl:5: malformed JSON"));
     CHECK(!file_exists(out));
     char *missing[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in,
-                       (char *)tmp_path("nope.jsonl"), "--out", (char *)out, NULL};
+                       (char *)test_tmp_path("nope.jsonl"), "--out", (char *)out, NULL};
     CHECK(run_data(missing) != 0 && strstr(run_output(), "nope.jsonl"));
     char *badout[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
-                      (char *)tmp_path("no/dir/x.h5"), NULL};
+                      (char *)test_tmp_path("no/dir/x.h5"), NULL};
     CHECK(run_data(badout) != 0 && strstr(run_output(), "no/dir/x.h5"));
-    FILE *f = fopen(tmp_path("allbad.jsonl"), "w");
+    FILE *f = fopen(test_tmp_path("allbad.jsonl"), "w");
     fputs("{oops\n[]\n", f);
     fclose(f);
-    char *allbad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)tmp_path("allbad.jsonl"),
+    char *allbad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)test_tmp_path("allbad.jsonl"),
                       "--out", (char *)out, NULL};
     CHECK(run_data(allbad) != 0 && strstr(run_output(), "no documents"));
     CHECK(!file_exists(out));
-    f = fopen(tmp_path("manybad.jsonl"), "w");  // 13 bad rows: 10 shown, 3 only counted
+    f = fopen(test_tmp_path("manybad.jsonl"), "w");  // 13 bad rows: 10 shown, 3 only counted
     for (int i = 0; i < 13; i++) fputs("{\"nothing\": 1}\n", f);
     fputs("{\"text\": \"one good row\"}\n", f);
     fclose(f);
-    char *manybad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)tmp_path("manybad.jsonl"),
+    char *manybad[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)test_tmp_path("manybad.jsonl"),
                        "--out", (char *)out, NULL};
     CHECK(run_data(manybad) == 0);
     const char *log = run_output();
@@ -538,13 +528,12 @@ static void test_data_failures(void) {
     CHECK(run_data(help) == 0 && strstr(run_output(), "usage: seer data"));
     CHECK(run_data(bad) != 0);
     char cmd[128];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", test_tmpdir);
     CHECK(system(cmd) != 0);
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/seer_test_data_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    test_tmpdir_make("data");
     RUN(test_pack_known_case);
     RUN(test_pack_matches_naive_bfd);
     RUN(test_pack_edges);
@@ -556,8 +545,6 @@ int main(void) {
     RUN(test_data_end_to_end);
     RUN(test_data_deterministic);
     RUN(test_data_failures);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) return 1;
+    if (test_tmpdir_remove()) return 1;
     return test_summary();
 }

@@ -9,16 +9,6 @@
 #include "ckpt/gate_export.h"
 #include "tests/test.h"
 
-static char tmpdir[64];
-
-static char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
 static void test_pth_roundtrip(void) {
     // Three dtypes, awkward shapes, a value that rounds in bf16.
     uint16_t a[2 * 3 * 5];
@@ -33,7 +23,7 @@ static void test_pth_roundtrip(void) {
         {"a.much.longer.name.that.is.over.thirty.two.chars", {.data = c, .dtype = SEER_F16, .ndim = 2, .shape = {300, 1}}},
     };
     SeerErr err;
-    const char *path = tmp_path("rt.pth");
+    const char *path = test_tmp_path("rt.pth");
     CHECK(gate_pth_write(path, t, 3, &err) == 0);
     GateTensorSet s;
     CHECK(gate_pth_read(path, &s, &err) == 0);
@@ -46,10 +36,10 @@ static void test_pth_roundtrip(void) {
     const GateTensor *z = gate_tensors_find(&s, t[2].name);
     CHECK(z && z->ndim == 2 && z->shape[0] == 300 && z->data[299] == 149.0f);
     gate_tensors_free(&s);
-    CHECK(gate_pth_write(tmp_path("empty.pth"), t, 0, &err) == 0);
-    CHECK(gate_pth_read(tmp_path("empty.pth"), &s, &err) == 0 && s.n == 0);
+    CHECK(gate_pth_write(test_tmp_path("empty.pth"), t, 0, &err) == 0);
+    CHECK(gate_pth_read(test_tmp_path("empty.pth"), &s, &err) == 0 && s.n == 0);
     PthTensor dup[2] = {t[1], t[1]};
-    CHECK(gate_pth_write(tmp_path("dup.pth"), dup, 2, &err) == -1 && strstr(err.msg, "twice"));
+    CHECK(gate_pth_write(test_tmp_path("dup.pth"), dup, 2, &err) == -1 && strstr(err.msg, "twice"));
 }
 
 // Files written by torch.save on the GPU machine (tests/golden/check_pth.py makes them).
@@ -108,14 +98,14 @@ static void fix_pickle_crc(char *buf, size_t n) {
 }
 
 static void test_pth_refusals(void) {
-    write_bytes(tmp_path("junk.pth"), "hello world, not a zip at all", 29);
-    CHECK(read_fails(tmp_path("junk.pth"), "not a zip"));
-    CHECK(read_fails(tmp_path("nope.pth"), "cannot open"));
+    write_bytes(test_tmp_path("junk.pth"), "hello world, not a zip at all", 29);
+    CHECK(read_fails(test_tmp_path("junk.pth"), "not a zip"));
+    CHECK(read_fails(test_tmp_path("nope.pth"), "cannot open"));
     // A valid file, then damage: the pickle's STOP replaced by an unknown opcode.
     float v[2] = {1, 2};
     PthTensor t = {"v", {.data = v, .dtype = SEER_F32, .ndim = 1, .shape = {2}}};
     SeerErr err;
-    const char *path = tmp_path("bad.pth");
+    const char *path = test_tmp_path("bad.pth");
     CHECK(gate_pth_write(path, &t, 1, &err) == 0);
     FILE *f = fopen(path, "rb");
     char buf[8192];
@@ -142,8 +132,8 @@ static void test_pth_refusals(void) {
     CHECK(read_fails(path, "only a dict of tensors"));
     // Truncated archive: the storage record is cut off.
     CHECK(gate_pth_write(path, &t, 1, &err) == 0);
-    write_bytes(tmp_path("trunc.pth"), buf, 200);
-    CHECK(read_fails(tmp_path("trunc.pth"), "not a zip"));
+    write_bytes(test_tmp_path("trunc.pth"), buf, 200);
+    CHECK(read_fails(test_tmp_path("trunc.pth"), "not a zip"));
 }
 
 static void test_gate_folder_roundtrip(void) {
@@ -155,7 +145,7 @@ static void test_gate_folder_roundtrip(void) {
     GateFolderInfo info = {.base_config_json = "{\"model_type\": \"qwen3\", \"hidden_size\": 48}",
                            .base_model = "/models/tiny", .loss_slice_ratio = 0.5f};
     SeerErr err;
-    const char *dir = tmp_path("gates");
+    const char *dir = test_tmp_path("gates");
     int rc = gate_folder_write(dir, p, L, s, &info, &err);
     if (rc) fprintf(stderr, "    %s\n", err.msg);
     CHECK(rc == 0);
@@ -168,16 +158,16 @@ static void test_gate_folder_roundtrip(void) {
         CHECK(rc == 0 && L2 == L && s2.HKV == 2 && s2.G == 3 && s2.HD == 8 && s2.DG == 6);
         for (int64_t i = 0; rc == 0 && i < L * P; i++) CHECK(q[i] == bf16_to_f32(f32_to_bf16(p[i])));
         free(q);
-        unlink(tmp_path("gates/" GATE_ST_FILE));
+        unlink(test_tmp_path("gates/" GATE_ST_FILE));
     }
-    FILE *f = fopen(tmp_path("gates/config.json"), "r");
+    FILE *f = fopen(test_tmp_path("gates/config.json"), "r");
     char buf[4096] = {0};
     CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
     if (f) fclose(f);
     CHECK(strstr(buf, "\"seerattn_k_seq_pooling_type\": \"Kmaxminavg\"") != NULL);
     CHECK(strstr(buf, "\"base_model\": \"/models/tiny\"") != NULL);
     CHECK(strstr(buf, "\"hidden_size\": 48") != NULL);
-    unlink(tmp_path("gates/" GATE_PTH_FILE));
+    unlink(test_tmp_path("gates/" GATE_PTH_FILE));
     float *q = NULL;
     int L2;
     GateShape s2;
@@ -188,14 +178,11 @@ static void test_gate_folder_roundtrip(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/seer_test_export_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    test_tmpdir_make("export");
     RUN(test_pth_roundtrip);
     RUN(test_pth_reads_torch_files);
     RUN(test_pth_refusals);
     RUN(test_gate_folder_roundtrip);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_tmpdir_remove();
     return test_summary();
 }

@@ -20,22 +20,14 @@
 #include "tests/test.h"
 #include "train/train_state.h"
 
-static char tmpdir[64], seer_bin[512];
+static char seer_bin[512];
 enum { STEPS = 14 };
-
-static char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static void write_model(const char *name, int D, uint64_t seed) {
     ModelConfig c = {.arch = ARCH_QWEN3, .D = D, .L = 2, .H = 4, .HKV = 2, .HD = 64, .F = 48,
                      .V = 97, .rope_theta = 1e4f, .rms_eps = 1e-6f, .tie_embeddings = 1,
                      .qk_norm = 1, .bos_id = 1, .eos_id = 2, .max_pos = 4096};
-    char *dir = tpath(name), cfg[600];
+    char *dir = test_tmp_path(name), cfg[600];
     mkdir(dir, 0755);
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     SeerErr err;
@@ -77,7 +69,7 @@ static pid_t start_train(const char *out, int resume, const char *extra_flag, co
     dup2(fd, 1), dup2(fd, 2);
     char steps[16];
     snprintf(steps, sizeof steps, "%d", STEPS);
-    const char *argv[32] = {seer_bin, "train", "--model", model, "--data", tpath("tokens.h5"),
+    const char *argv[32] = {seer_bin, "train", "--model", model, "--data", test_tmp_path("tokens.h5"),
                             "--out", out, "--max-steps", steps, "--chunks-per-step", "2",
                             "--warmup", "3", "--lr", "0.01", "--ckpt-every", "1",
                             "--threads", "2"};
@@ -126,10 +118,10 @@ static double straight_s;  // wall time of the straight run
 
 static void test_straight_run(void) {
     double t = seer_now();
-    CHECK(run_train(tpath("A"), 0, NULL, NULL, tpath("model")) == 0);
+    CHECK(run_train(test_tmp_path("A"), 0, NULL, NULL, test_tmp_path("model")) == 0);
     straight_s = seer_now() - t;
     TrainState a;
-    load_ckpt(tpath("A"), &a);
+    load_ckpt(test_tmp_path("A"), &a);
     CHECK(a.step == STEPS && a.params != NULL);
     train_state_free(&a);
 }
@@ -139,7 +131,7 @@ static void test_kill_and_resume_is_exact(void) {
     srand(seed);
     int kills = 0, in_write = 0;
     char B[512];
-    snprintf(B, sizeof B, "%s", tpath("B"));
+    snprintf(B, sizeof B, "%s", test_tmp_path("B"));
     // The first kill waits a random time in the first fifth of a straight run, then for the next
     // checkpoint write to be under way (its temp file appears; the writer pauses half-way, see
     // train_state.h) and lands inside it. Then up to 4 kills at random moments in the next
@@ -148,7 +140,7 @@ static void test_kill_and_resume_is_exact(void) {
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", B, TRAIN_STATE_FILE);
     setenv("SEER_FAULT_CKPT_PAUSE_US", "20000", 1);
-    pid_t pid = start_train(B, 0, NULL, NULL, tpath("model"));
+    pid_t pid = start_train(B, 0, NULL, NULL, test_tmp_path("model"));
     usleep((useconds_t)(straight_s * 1e6 * 0.2 * rand() / (double)RAND_MAX));
     double t_end = seer_now() + 60;
     while (access(tmp, F_OK) != 0 && seer_now() < t_end) usleep(200);
@@ -156,17 +148,17 @@ static void test_kill_and_resume_is_exact(void) {
     if (wait_exit(pid) == 128 + SIGKILL) kills++, in_write += access(tmp, F_OK) == 0;
     unsetenv("SEER_FAULT_CKPT_PAUSE_US");
     for (int i = 0; i < 4; i++) {
-        pid = start_train(B, 1, NULL, NULL, tpath("model"));
+        pid = start_train(B, 1, NULL, NULL, test_tmp_path("model"));
         usleep((useconds_t)(straight_s * 1e6 * 0.3 * rand() / (double)RAND_MAX));
         kill(pid, SIGKILL);
         if (wait_exit(pid) != 128 + SIGKILL) break;  // it finished first
         kills++;
     }
     CHECK(kills >= 2 && in_write == 1);
-    CHECK(run_train(B, 1, NULL, NULL, tpath("model")) == 0);
+    CHECK(run_train(B, 1, NULL, NULL, test_tmp_path("model")) == 0);
     printf("    %d SIGKILLs (%d during a checkpoint write), kill seed %u\n", kills, in_write, seed);
     TrainState a, b;
-    load_ckpt(tpath("A"), &a);
+    load_ckpt(test_tmp_path("A"), &a);
     load_ckpt(B, &b);
     CHECK(a.params && b.params && a.n_params == b.n_params && b.step == STEPS);
     if (a.params && b.params && a.n_params == b.n_params) {
@@ -181,22 +173,22 @@ static void test_kill_and_resume_is_exact(void) {
 }
 
 static void test_refusals(void) {
-    const char *A = tpath("A");
+    const char *A = test_tmp_path("A");
     // Without --resume an existing run folder is not overwritten.
-    CHECK(run_train(A, 0, NULL, NULL, tpath("model")) == 1 && log_has(A, "pass --resume"));
+    CHECK(run_train(A, 0, NULL, NULL, test_tmp_path("model")) == 1 && log_has(A, "pass --resume"));
     // A changed hyperparameter on resume.
-    CHECK(run_train(A, 1, "--seed", "7", tpath("model")) == 1 && log_has(A, "--seed 7 differs"));
+    CHECK(run_train(A, 1, "--seed", "7", test_tmp_path("model")) == 1 && log_has(A, "--seed 7 differs"));
     // Another model (same shape, other weights).
-    CHECK(run_train(A, 1, NULL, NULL, tpath("model2")) == 1 && log_has(A, "another model"));
+    CHECK(run_train(A, 1, NULL, NULL, test_tmp_path("model2")) == 1 && log_has(A, "another model"));
     // A corrupt checkpoint.
-    char *ck = tpath("A/" TRAIN_STATE_FILE);
+    char *ck = test_tmp_path("A/" TRAIN_STATE_FILE);
     FILE *f = fopen(ck, "r+b");
     fseek(f, 1000, SEEK_SET);
     int c = fgetc(f);
     fseek(f, 1000, SEEK_SET);
     fputc(c ^ 1, f);
     fclose(f);
-    CHECK(run_train(A, 1, NULL, NULL, tpath("model")) == 1 && log_has(A, "checkpoint is corrupt"));
+    CHECK(run_train(A, 1, NULL, NULL, test_tmp_path("model")) == 1 && log_has(A, "checkpoint is corrupt"));
 }
 
 int main(int argc, char **argv) {
@@ -208,17 +200,14 @@ int main(int argc, char **argv) {
         printf("FAIL - %s not built\n", seer_bin);
         return 1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/seer_test_resume_XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    test_tmpdir_make("resume");
     write_model("model", 32, 42);
     write_model("model2", 32, 43);
-    write_shard(tpath("tokens.h5"));
+    write_shard(test_tmp_path("tokens.h5"));
     RUN(test_straight_run);
     RUN(test_kill_and_resume_is_exact);
     RUN(test_refusals);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (test_failed_ == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-    if (test_failed_) fprintf(stderr, "    logs kept in %s\n", tmpdir);
+    if (test_failed_ == 0) test_tmpdir_remove();
+    if (test_failed_) fprintf(stderr, "    logs kept in %s\n", test_tmpdir);
     return test_summary();
 }

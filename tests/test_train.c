@@ -12,21 +12,6 @@
 #include "train/schedule.h"
 #include "train/train_state.h"
 
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/seer_test_train_XXXXXX");
-    if (!mkdtemp(tmpdir)) abort();
-}
-
-static char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
-
 // ---------------------------------------------------------------- AdamW
 
 // Three AdamW steps against the formula written out in double (PyTorch's AdamW).
@@ -115,9 +100,9 @@ static void test_ckpt_roundtrip(void) {
     TrainState a, b;
     SeerErr err;
     fill_state(&a, 1000);
-    const char *path = tmp_path("ck.seer");
+    const char *path = test_tmp_path("ck.seer");
     CHECK(train_state_save(path, &a, &err) == 0);
-    CHECK(access(tmp_path("ck.seer.tmp"), F_OK) != 0);  // no temp file left behind
+    CHECK(access(test_tmp_path("ck.seer.tmp"), F_OK) != 0);  // no temp file left behind
     CHECK(train_state_load(path, &b, &err) == 0);
     CHECK(train_state_check(&b, &a, path, &err) == 0);
     CHECK(b.step == 7 && b.tokens == 12345 && b.adam_t == 7 && b.seed == a.seed);
@@ -144,7 +129,7 @@ static void test_ckpt_corrupt_refused(void) {
     TrainState a;
     SeerErr err;
     fill_state(&a, 100);
-    const char *path = tmp_path("bad.seer");
+    const char *path = test_tmp_path("bad.seer");
     CHECK(train_state_save(path, &a, &err) == 0);
     struct stat st;
     stat(path, &st);
@@ -159,7 +144,7 @@ static void test_ckpt_corrupt_refused(void) {
     CHECK(load_fails_with(path, "truncated"));
     CHECK(truncate(path, 10) == 0);
     CHECK(load_fails_with(path, "not a seer checkpoint"));
-    CHECK(load_fails_with(tmp_path("missing.seer"), "cannot open"));
+    CHECK(load_fails_with(test_tmp_path("missing.seer"), "cannot open"));
     train_state_free(&a);
 }
 
@@ -195,18 +180,18 @@ static void test_run_log_resume(void) {
     RunLog log;
     SeerErr err;
     double ll[2] = {0.5, 0.25};
-    CHECK(run_log_open(&log, tmpdir, 2, -1, &err) == 0);
+    CHECK(run_log_open(&log, test_tmpdir, 2, -1, &err) == 0);
     for (int s = 1; s <= 5; s++) {
         StepMetrics m = {.step = s, .loss = 1.0 / s, .layer_loss = ll, .lr = 1e-3, .tokens = 100 * s};
         CHECK(run_log_append(&log, &m, &err) == 0);
     }
     CHECK(run_log_write_svg(&log, &err) == 0);
     run_log_close(&log);
-    const char *mp = tmp_path("metrics.jsonl");
+    const char *mp = test_tmp_path("metrics.jsonl");
     FILE *f = fopen(mp, "a");  // a torn line, as after kill -9 in the middle of a write
     fputs("{\"step\":6,\"lo", f);
     fclose(f);
-    CHECK(run_log_open(&log, tmpdir, 2, 3, &err) == 0);  // checkpoint was at step 3
+    CHECK(run_log_open(&log, test_tmpdir, 2, 3, &err) == 0);  // checkpoint was at step 3
     CHECK(log.n == 3 && log.steps[2] == 3);
     CHECK_CLOSE(log.layer_loss[2 * 2 + 1], 0.25, 1e-12);
     run_log_close(&log);
@@ -214,9 +199,9 @@ static void test_run_log_resume(void) {
     f = fopen(mp, "a");  // a broken line in the middle is an error with its line number
     fputs("not json\n{\"step\":4,\"loss\":1}\n", f);
     fclose(f);
-    CHECK(run_log_open(&log, tmpdir, 2, 10, &err) == -1 && strstr(err.msg, "metrics.jsonl:4"));
+    CHECK(run_log_open(&log, test_tmpdir, 2, 10, &err) == -1 && strstr(err.msg, "metrics.jsonl:4"));
     struct stat st;
-    CHECK(stat(tmp_path("loss.svg"), &st) == 0 && st.st_size > 500);
+    CHECK(stat(test_tmp_path("loss.svg"), &st) == 0 && st.st_size > 500);
 }
 
 static void test_chart_edge_cases(void) {
@@ -224,11 +209,11 @@ static void test_chart_edge_cases(void) {
     double x[1] = {3}, y[1] = {0.0};
     ChartSeries s[2] = {{.name = "one point", .x = x, .y = y, .n = 1, .bold = 1},
                         {.name = "empty", .x = x, .y = y, .n = 0}};
-    CHECK(run_log_write_chart(tmp_path("c1.svg"), "t", "x", "y", s, 2, 1, &err) == 0);
-    CHECK(run_log_write_chart(tmp_path("c2.svg"), "t", "x", "y", s, 2, 0, &err) == 0);
-    CHECK(run_log_write_chart(tmp_path("c3.svg"), "t", "x", "y", NULL, 0, 0, &err) == 0);
+    CHECK(run_log_write_chart(test_tmp_path("c1.svg"), "t", "x", "y", s, 2, 1, &err) == 0);
+    CHECK(run_log_write_chart(test_tmp_path("c2.svg"), "t", "x", "y", s, 2, 0, &err) == 0);
+    CHECK(run_log_write_chart(test_tmp_path("c3.svg"), "t", "x", "y", NULL, 0, 0, &err) == 0);
     CHECK(run_log_write_chart("/nonexistent/dir/c.svg", "t", "x", "y", s, 1, 0, &err) == -1);
-    FILE *f = fopen(tmp_path("c1.svg"), "r");
+    FILE *f = fopen(test_tmp_path("c1.svg"), "r");
     char buf[4096] = {0};
     CHECK(f && fread(buf, 1, sizeof buf - 1, f) > 0);
     if (f) fclose(f);
@@ -236,7 +221,7 @@ static void test_chart_edge_cases(void) {
 }
 
 int main(void) {
-    make_tmpdir();
+    test_tmpdir_make("train");
     RUN(test_adamw_matches_formula);
     RUN(test_adamw_zero_params);
     RUN(test_clip);
@@ -246,8 +231,6 @@ int main(void) {
     RUN(test_ckpt_identity);
     RUN(test_run_log_resume);
     RUN(test_chart_edge_cases);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_tmpdir_remove();
     return test_summary();
 }
