@@ -218,7 +218,7 @@ static int data_tokenize_all(const DataOpts *o, const Tokenizer *tok, DocStore *
     for (int src = 0; src < o->n_inputs && !rc; src++) {
         FILE *f = fopen(o->inputs[src], "rb");
         if (!f) {
-            fprintf(stderr, "seer: cannot open %s: %s\n", o->inputs[src], strerror(errno));
+            fprintf(stderr, "seer: %s: cannot open: %s\n", o->inputs[src], strerror(errno));
             rc = -1;
             break;
         }
@@ -232,7 +232,7 @@ static int data_tokenize_all(const DataOpts *o, const Tokenizer *tok, DocStore *
             progress_update(&p, (done + 1023) >> 10);
         }
         if (!rc && ferror(f)) {
-            fprintf(stderr, "seer: cannot read %s: %s\n", o->inputs[src], strerror(errno));
+            fprintf(stderr, "seer: %s: cannot read: %s\n", o->inputs[src], strerror(errno));
             rc = -1;
         }
         fclose(f);
@@ -330,7 +330,7 @@ static int64_t data_check_inputs(const DataOpts *o) {
         FILE *f = fopen(o->inputs[i], "rb");
         struct stat st;
         if (!f || fstat(fileno(f), &st) || S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "seer: cannot read %s: %s\n", o->inputs[i], f ? "it is a folder" : strerror(errno));
+            fprintf(stderr, "seer: %s: cannot read: %s\n", o->inputs[i], f ? "it is a folder" : strerror(errno));
             if (f) fclose(f);
             return -1;
         }

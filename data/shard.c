@@ -255,9 +255,9 @@ int shard_writer_finish(ShardWriter *w, const ShardMeta *meta, SeerErr *err) {
                 writer_attrs(w, meta) < 0))
         rc = seer_fail(err, "%s: cannot write the index (%s)", w->tmp, h5_reason(why));
     if (!rc) {
-        H5Dclose(w->ids);
+        herr_t c = H5Dclose(w->ids);  // flushes the ids chunk cache: a full disk shows here
         w->ids = -1;
-        herr_t c = H5Fclose(w->file);
+        if (H5Fclose(w->file) < 0) c = -1;
         w->file = -1;
         if (c < 0) rc = seer_fail(err, "%s: cannot close (%s)", w->tmp, h5_reason(why));
     }

@@ -502,7 +502,9 @@ static void test_data_failures(void) {
     CHECK(!file_exists(out));
     char *missing[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in,
                        (char *)test_tmp_path("nope.jsonl"), "--out", (char *)out, NULL};
-    CHECK(run_data(missing) != 0 && strstr(run_output(), "nope.jsonl"));
+    CHECK(run_data(missing) != 0 && strstr(run_output(), "seer: ") && strstr(run_output(), "nope.jsonl: cannot read: "));
+    char *folder[] = {"data", "--tokenizer", (char *)tk, "--input", test_tmpdir, "--out", (char *)out, NULL};
+    CHECK(run_data(folder) != 0 && strstr(run_output(), ": cannot read: it is a folder"));
     char *badout[] = {"data", "--tokenizer", (char *)tk, "--input", (char *)in, "--out",
                       (char *)test_tmp_path("no/dir/x.h5"), NULL};
     CHECK(run_data(badout) != 0 && strstr(run_output(), "no/dir/x.h5"));
