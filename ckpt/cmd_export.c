@@ -60,9 +60,7 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "seer: export needs --run RUN_DIR and --out GATES_DIR (see --help)\n");
         return 2;
     }
-    size_t n = strlen(run) + sizeof TRAIN_STATE_FILE + 2;
-    char *path = xmalloc(n);
-    snprintf(path, n, "%s/%s", run, TRAIN_STATE_FILE);
+    char *path = path_join(run, TRAIN_STATE_FILE);
     TrainState st;
     SeerErr err;
     int rc = train_state_load(path, &st, &err);

@@ -879,9 +879,7 @@ int gate_folder_read(const char *dir, float **params, int *L, GateShape *s, Seer
 }
 
 int gate_load_dir(const char *dir, float **params, int *L, GateShape *s, SeerErr *err) {
-    size_t n = strlen(dir) + sizeof TRAIN_STATE_FILE + 2;
-    char *path = xmalloc(n);
-    snprintf(path, n, "%s/%s", dir, TRAIN_STATE_FILE);
+    char *path = path_join(dir, TRAIN_STATE_FILE);
     if (access(path, F_OK) != 0) {
         free(path);
         return gate_folder_read(dir, params, L, s, err);

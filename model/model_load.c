@@ -92,9 +92,7 @@ static int model_bind(const SafetensorsSet *s, const WeightSpec *w, const char *
 
 int model_load(Model *m, const char *dir, SeerErr *err) {
     memset(m, 0, sizeof *m);
-    size_t n = strlen(dir) + 16;
-    char *config_path = xmalloc(n);
-    snprintf(config_path, n, "%s/config.json", dir);
+    char *config_path = path_join(dir, "config.json");
     int rc = hf_config_load(&m->cfg, config_path, err);
     if (rc == 0) rc = st_open_dir(&m->files, dir, err);
     if (rc == 0) {
@@ -244,9 +242,7 @@ int model_write_random(const ModelConfig *cfg, const char *dir, SeerDType dtype,
     if (shard_bytes) {
         rc = write_sharded(dir, specs, n, dtype, shard_bytes, seed, err);
     } else {
-        size_t plen = strlen(dir) + 32;
-        char *path = xmalloc(plen);
-        snprintf(path, plen, "%s/model.safetensors", dir);
+        char *path = path_join(dir, "model.safetensors");
         rc = write_shard(path, specs, 0, n, dtype, seed, err);
         free(path);
     }
