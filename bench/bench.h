@@ -15,3 +15,7 @@ typedef struct {
 // an empty entry or an entry that is not a whole number >= 1, or T < 1. Entries longer than T are
 // cut like the last one.
 int bench_make_docs(int *lens, const char *list, int T, SeerErr *err);
+
+// The value of an integer flag: a whole decimal number in [lo, hi], or one error line
+// (`seer: bench: --tokens needs an integer in [1, 16777216], got 'x'`) and exit status 2.
+long bench_flag_int(const char *flag, const char *v, long lo, long hi);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "common/cuda_check.h"
 #include "kernels/decode.h"
 #include "kernels/select.h"
@@ -89,7 +90,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         } else if (!strcmp(a, "--csv")) o->csv = v;
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--sdpa")) o->sdpa = v;
-        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
+        else if (!strcmp(a, "--iters")) o->iters = (int)bench_flag_int(a, v, 1, 1000000);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }

@@ -58,9 +58,9 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
         else if (!strcmp(s, "--attention-only")) a->forward = 0;
         else if (!v) { fprintf(stderr, "seer: bench forward: %s needs a value\n", s); return -1; }
         else if (!strcmp(s, "--config")) a->config = argv[++i];
-        else if (!strcmp(s, "--tokens")) a->tokens = atoi(argv[++i]);
+        else if (!strcmp(s, "--tokens")) a->tokens = (int)bench_flag_int(s, argv[++i], 1, 1L << 24);
         else if (!strcmp(s, "--docs")) a->docs = argv[++i];
-        else if (!strcmp(s, "--iters")) a->iters = atoi(argv[++i]);
+        else if (!strcmp(s, "--iters")) a->iters = (int)bench_flag_int(s, argv[++i], 1, 1000000);
         else { fprintf(stderr, "seer: bench forward: unknown option '%s'\n", s); return -1; }
     }
     if (!a->config) { fprintf(stderr, "seer: bench forward: --config is required\n"); return -1; }

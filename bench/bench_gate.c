@@ -48,13 +48,13 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { usage(stdout); exit(0); }
         else if (!v) { fprintf(stderr, "seer: bench gate: %s needs a value\n", o); return -1; }
-        else if (!strcmp(o, "--hkv")) a->s.HKV = atoi(argv[++i]);
-        else if (!strcmp(o, "--g")) a->s.G = atoi(argv[++i]);
-        else if (!strcmp(o, "--hd")) a->s.HD = atoi(argv[++i]);
-        else if (!strcmp(o, "--dg")) a->s.DG = atoi(argv[++i]);
-        else if (!strcmp(o, "--tokens")) a->tokens = atoi(argv[++i]);
+        else if (!strcmp(o, "--hkv")) a->s.HKV = (int)bench_flag_int(o, argv[++i], 1, 4096);
+        else if (!strcmp(o, "--g")) a->s.G = (int)bench_flag_int(o, argv[++i], 1, 4096);
+        else if (!strcmp(o, "--hd")) a->s.HD = (int)bench_flag_int(o, argv[++i], 1, 4096);
+        else if (!strcmp(o, "--dg")) a->s.DG = (int)bench_flag_int(o, argv[++i], 1, 4096);
+        else if (!strcmp(o, "--tokens")) a->tokens = (int)bench_flag_int(o, argv[++i], 1, 1L << 24);
         else if (!strcmp(o, "--docs")) a->docs = argv[++i];
-        else if (!strcmp(o, "--iters")) a->iters = atoi(argv[++i]);
+        else if (!strcmp(o, "--iters")) a->iters = (int)bench_flag_int(o, argv[++i], 1, 1000000);
         else { fprintf(stderr, "seer: bench gate: unknown option '%s'\n", o); return -1; }
     }
     SeerErr err;

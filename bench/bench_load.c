@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench/bench.h"
 #include "ckpt/hf_config.h"
 #include "ckpt/safetensors.h"
 #include "model/model.h"
@@ -257,7 +258,7 @@ int bench_load_main(int argc, char **argv) {
         } else if (v && !strcmp(a, "--dir")) {
             dir = argv[++i];
         } else if (v && !strcmp(a, "--seed")) {
-            seed = strtoull(argv[++i], NULL, 10);
+            seed = (uint64_t)bench_flag_int(a, argv[++i], 0, 0x7fffffffffffffffL);
         } else if (v && !strcmp(a, "--shard-gb")) {
             shard_gb = atof(argv[++i]);
         } else {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "data/tokenizer.h"
 
 typedef struct {
@@ -61,7 +62,10 @@ int bench_tokenize_main(int argc, char **argv) {
             return 0;
         } else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok_path = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc) input = argv[++i];
-        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
+            repeat = (int)bench_flag_int("--repeat", argv[i + 1], 1, 1000000);
+            i++;
+        }
         else {
             fprintf(stderr, "seer: bench tokenize: unknown or incomplete option '%s'\n", argv[i]);
             bench_tokenize_usage(stderr);

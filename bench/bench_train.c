@@ -53,11 +53,11 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
         else if (!strcmp(s, "--fp32-gate")) a->tf32 = 0;
         else if (!v) { fprintf(stderr, "seer: bench train: %s needs a value\n", s); return -1; }
         else if (!strcmp(s, "--config")) a->config = argv[++i];
-        else if (!strcmp(s, "--tokens")) a->tokens = atoi(argv[++i]);
+        else if (!strcmp(s, "--tokens")) a->tokens = (int)bench_flag_int(s, argv[++i], 1, 1L << 24);
         else if (!strcmp(s, "--docs")) a->docs = argv[++i];
-        else if (!strcmp(s, "--steps")) a->steps = atoi(argv[++i]);
-        else if (!strcmp(s, "--chunks-per-step")) a->chunks = atoi(argv[++i]);
-        else if (!strcmp(s, "--seed")) a->seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(s, "--steps")) a->steps = (int)bench_flag_int(s, argv[++i], 1, 1000000);
+        else if (!strcmp(s, "--chunks-per-step")) a->chunks = (int)bench_flag_int(s, argv[++i], 1, 1000000);
+        else if (!strcmp(s, "--seed")) a->seed = (uint64_t)bench_flag_int(s, argv[++i], 0, 0x7fffffffffffffffL);
         else { fprintf(stderr, "seer: bench train: unknown option '%s'\n", s); return -1; }
     }
     if (!a->config) { fprintf(stderr, "seer: bench train: --config is required\n"); return -1; }

@@ -3,7 +3,10 @@
 #include <string.h>
 
 #include "bench/bench.h"
+
+#include <stdlib.h>
 #include "common/commands.h"
+#include "common/common.h"
 
 int bench_forward_main(int argc, char **argv);  // bench/bench_forward.c
 int bench_gate_main(int argc, char **argv);     // bench/bench_gate.c
@@ -22,6 +25,15 @@ static const BenchCommand benches[] = {
     {"train", bench_train_main, "the GPU training step (forward + target + gate + AdamW): tokens/s, time shares, memory"},
     {NULL, NULL, NULL},
 };
+
+long bench_flag_int(const char *flag, const char *v, long lo, long hi) {
+    long x;
+    if (parse_long(v, lo, hi, &x)) {
+        fprintf(stderr, "seer: bench: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, v);
+        exit(2);
+    }
+    return x;
+}
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: seer bench <what> [options]   (seer bench <what> --help)\n\nbenchmarks:\n");

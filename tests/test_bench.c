@@ -1,5 +1,7 @@
 // test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths).
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "tests/test.h"
@@ -33,8 +35,29 @@ static void test_make_docs_refusals(void) {
     CHECK(bench_make_docs(lens, "5", 0, &err) == -1);
 }
 
+// Exit status of bench_flag_int(flag, v, lo, hi) run in a child (0 when it returned want).
+static int flag_int_status(const char *v, long lo, long hi, long want) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        _exit(bench_flag_int("--n", v, lo, hi) == want ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_flag_int(void) {
+    CHECK(flag_int_status("42", 1, 100, 42) == 0);
+    CHECK(flag_int_status("1", 1, 100, 1) == 0);
+    CHECK(flag_int_status("100", 1, 100, 100) == 0);
+    const char *bad[] = {"", "0", "101", "-3", "12abc", "4.5", "abc"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flag_int_status(bad[i], 1, 100, 0) == 2);
+}
+
 int main(void) {
     RUN(test_make_docs_repeats_and_cuts);
     RUN(test_make_docs_refusals);
+    RUN(test_flag_int);
     return test_summary();
 }
