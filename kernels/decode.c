@@ -142,28 +142,42 @@ static int tile_block(const DecodeParams *p, int b, int kvh, int t) {
     return p->block_idx ? pair_list(p, p->block_idx, b, kvh)[t] : t;
 }
 
-// One (b, query head h, split s): online softmax over the split's tiles, fp32.
-static void split_one(const DecodeParams *p, int b, int h, int s, float *acc /* [HD] */) {
+// Scores of the query against the valid keys [i0, i1) of one block, scaled; returns their max.
+static float tile_scores(const DecodeParams *p, int b, int kvh, const float *q /* [HD] */, int i0,
+                         int i1, float *sc /* [64] */) {
+    float mx = -INFINITY;
+    for (int i = i0; i < i1; i++) {
+        int64_t ko = b * p->k_sb + kvh * p->k_sh + i * p->k_st;
+        float x = 0;
+        for (int d = 0; d < p->HD; d++) x += q[d] * load_elem(p->k, ko + d, p->dtype);
+        sc[i - i0] = x * p->scale;
+        if (sc[i - i0] > mx) mx = sc[i - i0];
+    }
+    return mx;
+}
+
+// One (b, query head h, split s): online softmax over the split's tiles, fp32, one rescale per
+// 64-key tile (as the CUDA kernel does). scratch: [2*HD + 64] floats.
+static void split_one(const DecodeParams *p, int b, int h, int s, float *scratch) {
     int kvh = h / (p->H / p->HKV), len = p->cache_len[b], HD = p->HD, t0, t1;
+    float *acc = scratch, *q = scratch + HD, *sc = scratch + 2 * HD;  // [HD] [HD] [64]
     decode_split_range(decode_pair_tiles(p, b, kvh), p->n_split, s, &t0, &t1);
     const int64_t qo = b * p->q_sb + h * p->q_sh;
+    for (int d = 0; d < HD; d++) acc[d] = 0, q[d] = load_elem(p->q, qo + d, p->dtype);
     float m = -INFINITY, l = 0;
-    for (int d = 0; d < HD; d++) acc[d] = 0;
     for (int t = t0; t < t1; t++) {
-        int blk = tile_block(p, b, kvh, t), end = blk * SEER_BLOCK + SEER_BLOCK;
-        for (int i = blk * SEER_BLOCK; i < end && i < len; i++) {
-            int64_t ko = b * p->k_sb + kvh * p->k_sh + i * p->k_st;
+        int i0 = tile_block(p, b, kvh, t) * SEER_BLOCK, i1 = i0 + SEER_BLOCK < len ? i0 + SEER_BLOCK : len;
+        if (i1 <= i0) continue;
+        float m_new = fmaxf(m, tile_scores(p, b, kvh, q, i0, i1, sc)), corr = expf(m - m_new);
+        l *= corr;
+        for (int d = 0; d < HD; d++) acc[d] *= corr;
+        for (int i = i0; i < i1; i++) {
+            float w = expf(sc[i - i0] - m_new);
             int64_t vo = b * p->v_sb + kvh * p->v_sh + i * p->v_st;
-            float x = 0;
-            for (int d = 0; d < HD; d++)
-                x += load_elem(p->q, qo + d, p->dtype) * load_elem(p->k, ko + d, p->dtype);
-            x *= p->scale;
-            float m_new = x > m ? x : m, corr = expf(m - m_new), w = expf(x - m_new);
-            l = l * corr + w;
-            for (int d = 0; d < HD; d++)
-                acc[d] = acc[d] * corr + w * load_elem(p->v, vo + d, p->dtype);
-            m = m_new;
+            l += w;
+            for (int d = 0; d < HD; d++) acc[d] += w * load_elem(p->v, vo + d, p->dtype);
         }
+        m = m_new;
     }
     int64_t ws = ((int64_t)b * p->H + h) * p->n_split + s;
     for (int d = 0; d < HD; d++) p->o_part[ws * HD + d] = l > 0 ? acc[d] / l : 0.0f;
@@ -173,12 +187,12 @@ static void split_one(const DecodeParams *p, int b, int h, int s, float *acc /* 
 void decode_split_cpu(const DecodeParams *p) {
 #pragma omp parallel
     {
-        float *acc = xmalloc(sizeof(float) * p->HD);
+        float *scratch = xmalloc(sizeof(float) * (2 * (size_t)p->HD + SEER_BLOCK));
 #pragma omp for collapse(3) schedule(dynamic)
         for (int b = 0; b < p->B; b++)
             for (int h = 0; h < p->H; h++)
-                for (int s = 0; s < p->n_split; s++) split_one(p, b, h, s, acc);
-        free(acc);
+                for (int s = 0; s < p->n_split; s++) split_one(p, b, h, s, scratch);
+        free(scratch);
     }
 }
 
