@@ -24,22 +24,22 @@ static void test_pth_roundtrip(void) {
     };
     SeerErr err;
     const char *path = test_tmp_path("rt.pth");
-    CHECK(gate_pth_write(path, t, 3, &err) == 0);
-    GateTensorSet s;
-    CHECK(gate_pth_read(path, &s, &err) == 0);
+    CHECK(pth_write(path, t, 3, &err) == 0);
+    NamedTensorSet s;
+    CHECK(pth_read(path, &s, &err) == 0);
     CHECK(s.n == 3);
-    const GateTensor *x = gate_tensors_find(&s, "model.layers.0.x");
+    const NamedTensor *x = named_tensors_find(&s, "model.layers.0.x");
     CHECK(x && x->ndim == 3 && x->shape[0] == 2 && x->shape[1] == 3 && x->shape[2] == 5);
     for (int i = 0; x && i < 30; i++) CHECK(x->data[i] == bf16_to_f32(a[i]));
-    const GateTensor *y = gate_tensors_find(&s, "b");
+    const NamedTensor *y = named_tensors_find(&s, "b");
     for (int i = 0; y && i < 7; i++) CHECK(y->data[i] == b[i]);
-    const GateTensor *z = gate_tensors_find(&s, t[2].name);
+    const NamedTensor *z = named_tensors_find(&s, t[2].name);
     CHECK(z && z->ndim == 2 && z->shape[0] == 300 && z->data[299] == 149.0f);
-    gate_tensors_free(&s);
-    CHECK(gate_pth_write(test_tmp_path("empty.pth"), t, 0, &err) == 0);
-    CHECK(gate_pth_read(test_tmp_path("empty.pth"), &s, &err) == 0 && s.n == 0);
+    named_tensors_free(&s);
+    CHECK(pth_write(test_tmp_path("empty.pth"), t, 0, &err) == 0);
+    CHECK(pth_read(test_tmp_path("empty.pth"), &s, &err) == 0 && s.n == 0);
     PthTensor dup[2] = {t[1], t[1]};
-    CHECK(gate_pth_write(test_tmp_path("dup.pth"), dup, 2, &err) == -1 && strstr(err.msg, "twice"));
+    CHECK(pth_write(test_tmp_path("dup.pth"), dup, 2, &err) == -1 && strstr(err.msg, "twice"));
 }
 
 // Files written by torch.save on the GPU machine (tests/golden/check_pth.py makes them).
@@ -50,20 +50,20 @@ static void test_pth_reads_torch_files(void) {
             printf("    (skipped: %s not present)\n", files[f]);
             continue;
         }
-        GateTensorSet s;
+        NamedTensorSet s;
         SeerErr err;
-        int rc = gate_pth_read(files[f], &s, &err);
+        int rc = pth_read(files[f], &s, &err);
         if (rc) fprintf(stderr, "    %s\n", err.msg);
         CHECK(rc == 0);
         // The script stores w = arange(n).reshape(shape) * 0.125 - 1 in bf16, and a view.
-        const GateTensor *w = gate_tensors_find(&s, "w");
+        const NamedTensor *w = named_tensors_find(&s, "w");
         CHECK(w && w->ndim == 4 && w->shape[0] == 2 && w->shape[1] == 3 && w->shape[2] == 4 && w->shape[3] == 5);
         for (int i = 0; w && i < 120; i++) CHECK(w->data[i] == bf16_to_f32(f32_to_bf16(i * 0.125f - 1)));
-        const GateTensor *v = gate_tensors_find(&s, "row_view");  // w[1] viewed: storage offset 60
+        const NamedTensor *v = named_tensors_find(&s, "row_view");  // w[1] viewed: storage offset 60
         CHECK(v && v->ndim == 3 && v->data[0] == w->data[60]);
-        const GateTensor *h = gate_tensors_find(&s, "half");
+        const NamedTensor *h = named_tensors_find(&s, "half");
         CHECK(h && h->ndim == 1 && h->shape[0] == 3 && h->data[2] == 2.5f);
-        gate_tensors_free(&s);
+        named_tensors_free(&s);
     }
 }
 
@@ -74,10 +74,10 @@ static void write_bytes(const char *path, const void *b, size_t n) {
 }
 
 static int read_fails(const char *path, const char *needle) {
-    GateTensorSet s;
+    NamedTensorSet s;
     SeerErr err;
-    if (gate_pth_read(path, &s, &err) == 0) {
-        gate_tensors_free(&s);
+    if (pth_read(path, &s, &err) == 0) {
+        named_tensors_free(&s);
         return 0;
     }
     if (!strstr(err.msg, needle)) fprintf(stderr, "    message: %s\n", err.msg);
@@ -106,7 +106,7 @@ static void test_pth_refusals(void) {
     PthTensor t = {"v", {.data = v, .dtype = SEER_F32, .ndim = 1, .shape = {2}}};
     SeerErr err;
     const char *path = test_tmp_path("bad.pth");
-    CHECK(gate_pth_write(path, &t, 1, &err) == 0);
+    CHECK(pth_write(path, &t, 1, &err) == 0);
     FILE *f = fopen(path, "rb");
     char buf[8192];
     size_t n = fread(buf, 1, sizeof buf, f);
@@ -120,7 +120,7 @@ static void test_pth_refusals(void) {
     write_bytes(path, buf, n);
     CHECK(read_fails(path, "unsupported opcode 0xfe"));
     // A pickle calling something else than the two allowed callables.
-    CHECK(gate_pth_write(path, &t, 1, &err) == 0);
+    CHECK(pth_write(path, &t, 1, &err) == 0);
     f = fopen(path, "rb");
     n = fread(buf, 1, sizeof buf, f);
     fclose(f);
@@ -131,7 +131,7 @@ static void test_pth_refusals(void) {
     write_bytes(path, buf, n);
     CHECK(read_fails(path, "only a dict of tensors"));
     // Truncated archive: the storage record is cut off.
-    CHECK(gate_pth_write(path, &t, 1, &err) == 0);
+    CHECK(pth_write(path, &t, 1, &err) == 0);
     write_bytes(test_tmp_path("trunc.pth"), buf, 200);
     CHECK(read_fails(test_tmp_path("trunc.pth"), "not a zip"));
 }
