@@ -172,13 +172,6 @@ typedef struct {
 
 static int cuda_fetch_state(TrainRun *r, SeerErr *err);  // the CUDA path, below
 
-static char *path_in(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static uLong crc_prefix(uLong crc, const Tensor *t) {
     size_t n = (size_t)tensor_numel(t) * dtype_size(t->dtype);
     return crc32_z(crc, t->data, n < (1u << 20) ? n : (1u << 20));
@@ -213,7 +206,7 @@ static int device_check(const TrainConfig *c, SeerErr *err) {
 
 // Opens the shard, checking its tokenizer against the model folder's when it has one.
 static int open_data(TrainRun *r, SeerErr *err) {
-    char *tok_path = path_in(r->cfg.model_dir, "tokenizer.json");
+    char *tok_path = path_join(r->cfg.model_dir, "tokenizer.json");
     const char *hash = NULL;
     Tokenizer *tok = NULL;
     if (access(tok_path, F_OK) == 0) {
@@ -236,7 +229,7 @@ static int open_data(TrainRun *r, SeerErr *err) {
 }
 
 static json_t *run_config_json(TrainRun *r, SeerErr *err) {
-    char *path = path_in(r->cfg.model_dir, "config.json");
+    char *path = path_join(r->cfg.model_dir, "config.json");
     json_error_t jerr;
     json_t *mc = json_load_file(path, 0, &jerr);
     if (!mc) {
@@ -477,7 +470,7 @@ static int open_run(TrainRun *r, SeerErr *err) {
     if (!r->cfg.out_dir) return seer_fail(err, "--out RUN_DIR is required");
     if (mkdir(r->cfg.out_dir, 0755) != 0 && errno != EEXIST)
         return seer_fail(err, "%s: cannot create the run folder: %s", r->cfg.out_dir, strerror(errno));
-    r->ckpt_path = path_in(r->cfg.out_dir, TRAIN_STATE_FILE);
+    r->ckpt_path = path_join(r->cfg.out_dir, TRAIN_STATE_FILE);
     int have = access(r->ckpt_path, F_OK) == 0;
     if (have && !r->cfg.resume)
         return seer_fail(err, "%s already holds a checkpoint: pass --resume to continue it, or "
@@ -503,7 +496,7 @@ static int open_run(TrainRun *r, SeerErr *err) {
     else if (!rc && r->cfg.resume) fprintf(stderr, "no checkpoint in %s yet: starting at step 0\n", r->cfg.out_dir);
     if (!rc && !(r->config = run_config_json(r, err))) rc = -1;
     if (rc) return -1;
-    char *cpath = path_in(r->cfg.out_dir, "config.json");
+    char *cpath = path_join(r->cfg.out_dir, "config.json");
     char *text = json_dumps(r->config, JSON_INDENT(2) | JSON_SORT_KEYS);
     rc = train_state_write_atomic(cpath, text, strlen(text), err);
     free(text);
