@@ -11,6 +11,7 @@
 #include <math.h>
 
 extern "C" {
+#include "kernels/reduce.cuh"
 #include "kernels/select.h"
 }
 
@@ -36,37 +37,6 @@ __device__ __forceinline__ uint16_t to_elem(float x) {
 __device__ __forceinline__ uint32_t ord_key(float f) {
     uint32_t u = __float_as_uint(f);
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
-__device__ __forceinline__ float warp_sum(float x) {
-    for (int o = 16; o; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
-}
-__device__ __forceinline__ float warp_max(float x) {
-    for (int o = 16; o; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-    return x;
-}
-
-// Block-wide sum / max over all threads; red: shared [32]. Every thread gets the result.
-__device__ float block_sum(float x, float *red) {
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    x = warp_sum(x);
-    __syncthreads();
-    if (lane == 0) red[warp] = x;
-    __syncthreads();
-    float t = 0;
-    for (int w = 0; w < nw; w++) t += red[w];
-    return t;
-}
-__device__ float block_max(float x, float *red) {
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
-    x = warp_max(x);
-    __syncthreads();
-    if (lane == 0) red[warp] = x;
-    __syncthreads();
-    float t = -INFINITY;
-    for (int w = 0; w < nw; w++) t = fmaxf(t, red[w]);
-    return t;
 }
 
 __device__ __forceinline__ int warp_sum_int(int x) {

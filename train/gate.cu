@@ -25,6 +25,7 @@
 
 extern "C" {
 #include "common/cuda_check.h"
+#include "kernels/reduce.cuh"
 #include "train/gate.h"
 #include "train/gate_loss.h"
 }
@@ -269,15 +270,6 @@ __global__ void pool_kernel(float *kc, const uint16_t *k, int64_t ldk, const int
         }
         out[c] = mx, out[HD + c] = mn, out[2 * HD + c] = sum / (float)tl.y;
     }
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-    for (int o = 16; o; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
 }
 
 // out = rope(u / rms(u) * w, pos[row % rows_per_group]); rinv[row] = 1/rms. One warp per row.
