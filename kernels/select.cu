@@ -150,6 +150,21 @@ __device__ void norm_rope(float *y, const float *w, int pos, const RopeInv &inv,
     __syncthreads();
 }
 
+// Epilogue of the projections below: thread (row group rg, column group cg) holds 8 partial
+// sums acc for columns cg*8..cg*8+7; y[c] = the sum over the ng row groups. part: shared [ng, kDG].
+__device__ __forceinline__ void store_row_group_sums(float *y, float *part, const float (&acc)[8], int rg,
+                                                     int cg, int ng, int tid) {
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
+    __syncthreads();
+    if (tid < kDG) {
+        float s = 0;
+        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
+        y[tid] = s;
+    }
+    __syncthreads();
+}
+
 // y[0..127] (shared) = x[0..n_in-1] (shared) @ w [n_in, 128] (bf16); part: shared
 // [blockDim/16][128]. Thread (row group rg, column group cg) reads 16 bytes (8 columns) of every
 // ng-th row, 8 rows' loads in flight at once (the weights come from L2 / HBM).
@@ -176,15 +191,7 @@ __device__ void matvec_bf16(float *y, const float *x, const uint16_t *w, int n_i
             }
         }
     }
-#pragma unroll
-    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
-    __syncthreads();
-    if (tid < kDG) {
-        float s = 0;
-        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
-        y[tid] = s;
-    }
-    __syncthreads();
+    store_row_group_sums(y, part, acc, rg, cg, ng, tid);
 }
 
 __device__ __forceinline__ void cp_async16(void *dst, const void *src) {
@@ -279,15 +286,7 @@ __device__ void gate_matvec(float *qg, const uint16_t *x, const uint16_t *wq, in
             u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
         }
     }
-#pragma unroll
-    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
-    __syncthreads();
-    if (tid < kDG) {
-        float s = 0;
-        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
-        qg[tid] = s;
-    }
-    __syncthreads();
+    store_row_group_sums(qg, part, acc, rg, cg, ng, tid);
 }
 
 template <bool BF16>
