@@ -55,6 +55,13 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// Programmatic dependent launch: wait until the previous kernel on the stream has finished and
+// its writes are visible (a no-op when launched without PDL); let the next kernel launch.
+__device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void launch_dependents() {
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -299,12 +306,14 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     extern __shared__ __align__(128) unsigned char smem[];
     const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int G = p.H / p.HKV, len = p.cache_len[b];
+    const int G = p.H / p.HKV;
     const uint16_t *qg = (const uint16_t *)p.q + b * p.q_sb + (int64_t)kvh * G * p.q_sh;
     const uint16_t *kb = (const uint16_t *)p.k + b * p.k_sb + kvh * p.k_sh;
     const uint16_t *vb = (const uint16_t *)p.v + b * p.v_sb + kvh * p.v_sh;
     const uint32_t qs = smem_addr(smem), ring = qs + kQBytes;
     int32_t *list_s = reinterpret_cast<int32_t *>(smem + kSmem);  // [max_sel] when sparse
+    grid_dependency_wait();  // PDL: the previous kernel's writes are visible past this line
+    const int len = p.cache_len[b];
 
     for (int c = tid; c < 16 * kChunks; c += kThreads) {  // Q rows, zeros past G
         int r = c / kChunks, ch = c % kChunks;
@@ -365,6 +374,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
         cp_async_commit();
     }
     cp_async_wait<0>();
+    launch_dependents();  // PDL: the next kernel may start its prologue during the merge
     __syncthreads();
     merge_and_store<BF16>(p, st, smem, b, kvh, split, G, warp, lane, tid);
 }
@@ -415,12 +425,19 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
         (p->q_sb | p->q_sh | p->k_sb | p->k_sh | p->k_st | p->v_sb | p->v_sh | p->v_st) % 8)
         return seer_fail(err, "decode.cu: q/k/v rows must be 16-byte aligned (strides multiples of 8)");
     if (set_smem_once(err)) return -1;
-    cudaStream_t s = (cudaStream_t)stream;
-    dim3 grid(p->n_split, p->HKV, p->B);
-    int smem = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
-    if (p->dtype == SEER_BF16) decode_split_kernel<true><<<grid, kThreads, smem, s>>>(*p);
-    else decode_split_kernel<false><<<grid, kThreads, smem, s>>>(*p);
-    cudaError_t e = cudaGetLastError();
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(p->n_split, p->HKV, p->B);
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
+    cfg.stream = (cudaStream_t)stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = p->pdl ? 1 : 0;
+    cudaError_t e = p->dtype == SEER_BF16 ? cudaLaunchKernelEx(&cfg, decode_split_kernel<true>, *p)
+                                          : cudaLaunchKernelEx(&cfg, decode_split_kernel<false>, *p);
+    if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess) return seer_fail(err, "decode.cu: kernel launch: %s", cudaGetErrorString(e));
     return 0;
 }

@@ -39,6 +39,9 @@ typedef struct {
     int B, H, HKV, HD, Tmax;
     int max_sel;               // entries per block list (0 when dense)
     int n_split;               // splits per (sequence, KV head), >= 1
+    int pdl;                   // GPU: 1 = launch with programmatic dependent launch (the kernel may
+                               // start while the previous kernel on the stream finishes, and waits
+                               // for it with griddepcontrol.wait before reading any input); 0 = plain
     float scale;               // softmax scale, normally 1/sqrt(HD)
     SeerDType dtype;           // of q, k, v, out: SEER_BF16 or SEER_F16 (CPU also SEER_F32)
 } DecodeParams;
@@ -115,6 +118,9 @@ int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype);
 
 // Runs the GPU kernel on `stream` (a cudaStream_t, NULL = default): one launch; with n_split > 1
 // the last program of each (sequence, KV head) to finish merges the splits (counted in p->sem).
+// p->pdl = 1 launches it as a programmatic dependent of the previous kernel on the stream (for
+// example the selection kernel that writes block_idx): no input is read before that kernel has
+// finished, and the kernel itself lets the next one launch when its main loop is done.
 // All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
 // 16-byte aligned rows, the sem counters when n_split > 1, max_sel <= 16384; anything else
 // returns -1 with a message.

@@ -1,6 +1,7 @@
 // tests/gpu/test_decode.c: the GPU decode kernels against the CPU reference (decode.h) on awkward
 // shapes: G 1/4/5/8/16, batch 1, cache lengths not a multiple of 64, a length 0, splits 1 / 3 /
-// the heuristic's, empty splits, NaN in the unused cache tail, bf16 and fp16.
+// the heuristic's, empty splits, NaN in the unused cache tail, bf16 and fp16; every case plain
+// and with programmatic dependent launch, into a NaN-poisoned output.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -56,17 +57,23 @@ static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float k
     d.block_idx = idx ? to_dev(idx, sizeof(int32_t) * B * HKV * max_sel) : NULL;
     d.o_part = to_dev(NULL, sizeof(float) * nq * S), d.lse_part = to_dev(NULL, sizeof(float) * B * H * S);
     d.sem = to_dev(NULL, sizeof(int32_t) * B * HKV);
-    for (int rep = 0; rep < 2; rep++)  // the second launch checks that the split counters reset
-        if (decode_attention_cuda(&d, NULL, &err)) seer_die("%s", err.msg);
-    cudaError_t e = cudaDeviceSynchronize();
-    if (e != cudaSuccess) seer_die("decode kernel: %s", cudaGetErrorString(e));
-    cudaMemcpy(out, d.out, 2 * nq, cudaMemcpyDeviceToHost);
     double worst = 0, scale = 1e-3;
     for (int64_t i = 0; i < nq; i++) scale = fmax(scale, fabs(ref[i]));
-    for (int64_t i = 0; i < nq; i++) {
-        double g = t == SEER_F16 ? f16_to_f32(out[i]) : bf16_to_f32(out[i]), dd = fabs(g - ref[i]);
-        if (dd != dd) { worst = INFINITY; break; }
-        worst = fmax(worst, dd);
+    // Pass 0: one plain launch. Pass 1: output poisoned (NaN), then two PDL launches back to back
+    // (the second overlaps the first's tail; both check that the split counters were reset).
+    for (int pass = 0; pass < 2; pass++) {
+        CUDA_OK(cudaMemset(d.out, 0xff, 2 * nq));
+        d.pdl = pass;
+        for (int rep = 0; rep <= pass; rep++)
+            if (decode_attention_cuda(&d, NULL, &err)) seer_die("%s", err.msg);
+        cudaError_t e = cudaDeviceSynchronize();
+        if (e != cudaSuccess) seer_die("decode kernel: %s", cudaGetErrorString(e));
+        CUDA_OK(cudaMemcpy(out, d.out, 2 * nq, cudaMemcpyDeviceToHost));
+        for (int64_t i = 0; i < nq; i++) {
+            double g = t == SEER_F16 ? f16_to_f32(out[i]) : bf16_to_f32(out[i]), dd = fabs(g - ref[i]);
+            if (dd != dd) { worst = INFINITY; break; }
+            worst = fmax(worst, dd);
+        }
     }
     cudaFree((void *)d.q), cudaFree((void *)d.k), cudaFree((void *)d.v), cudaFree(d.out);
     cudaFree((void *)d.cache_len), cudaFree((void *)d.block_idx), cudaFree(d.o_part), cudaFree(d.lse_part);
