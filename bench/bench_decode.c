@@ -28,7 +28,7 @@ typedef struct {
     List batch, cache, sparsity;
     int dtypes[2], n_dtypes;  // SeerDType values
     const char *csv, *json, *sdpa;
-    int iters;
+    int iters, pdl;
 } Opts;
 
 static void usage(FILE *f) {
@@ -42,6 +42,8 @@ static void usage(FILE *f) {
             "  --dtype LIST     bf16 and/or fp16 (default bf16,fp16)\n"
             "  --sdpa FILE      JSON of bench/sdpa_decode.py from the same card (speedups over SDPA)\n"
             "  --iters N        timed calls per point (default 30)\n"
+            "  --pdl 0|1        launch every decode call with programmatic dependent launch, so each\n"
+            "                   call's start overlaps the previous call's tail (default 0)\n"
             "  --csv FILE       write the table as CSV\n"
             "  --json FILE      write the table, copy bandwidth and selection timing as JSON\n");
 }
@@ -70,6 +72,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
     o->dtypes[0] = SEER_BF16, o->dtypes[1] = SEER_F16, o->n_dtypes = 2;
     o->csv = o->json = o->sdpa = NULL;
     o->iters = 30;
+    o->pdl = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -91,6 +94,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--sdpa")) o->sdpa = v;
         else if (!strcmp(a, "--iters")) o->iters = (int)bench_flag_int(a, v, 1, 1000000);
+        else if (!strcmp(a, "--pdl")) o->pdl = (int)bench_flag_int(a, v, 0, 1);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }
@@ -282,6 +286,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         fill_device(q, q_elems, dt), fill_device(k, kv_elems, dt), fill_device(v, kv_elems, dt);
         sets[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
         sets[i].o_part = o_part, sets[i].lse_part = lse, sets[i].sem = d_sem;
+        sets[i].pdl = o->pdl;
     }
     double dense_ms = NAN;
     double fl = sdpa_ms(sdpa, B, T, dt, "FLASH"), cu = sdpa_ms(sdpa, B, T, dt, "CUDNN");
@@ -436,7 +441,7 @@ static void write_csv(const char *path, const Row *rows, int n) {
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static void write_json(const char *path, const Row *rows, int n, double copy_bw, SelTiming sel,
-                       double sparse_ref_ms, const char *device) {
+                       double sparse_ref_ms, const char *device, int pdl) {
     json_t *root = json_object(), *arr = json_array();
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
@@ -467,6 +472,7 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
     json_object_set_new(s, "sparse_kernel_ms", num(sparse_ref_ms));
     json_object_set_new(root, "device", json_string(device));
     json_object_set_new(root, "copy_gb_s", json_real(copy_bw / 1e9));
+    json_object_set_new(root, "pdl", json_integer(pdl));
     json_object_set_new(root, "points", arr);
     json_object_set_new(root, "selection", s);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
@@ -488,8 +494,8 @@ int bench_decode_main(int argc, char **argv) {
     CUDA_OK(cudaGetDeviceProperties(&prop, dev));
     size_t l2 = (size_t)prop.l2CacheSize;
     double copy_bw = copy_bandwidth();
-    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write)\n", prop.name,
-           prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9);
+    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL\n",
+           prop.name, prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9, o.pdl ? "with" : "without");
     int cap = o.batch.n * o.cache.n * o.sparsity.n * o.n_dtypes, n = 0;
     Row *rows = xcalloc((size_t)cap, sizeof(Row));
     for (int d = 0; d < o.n_dtypes; d++)
@@ -518,7 +524,7 @@ int bench_decode_main(int argc, char **argv) {
            sel.budget, sel.gate_ms, 100 * sel.gate_ms / sparse_ref, sparse_ref, sel.gate_graph_ms,
            100 * sel.gate_graph_ms / sparse_ref_graph_ms, sparse_ref_graph_ms, sel.kcomp_ms);
     if (o.csv) write_csv(o.csv, rows, n);
-    if (o.json) write_json(o.json, rows, n, copy_bw, sel, sparse_ref, prop.name);
+    if (o.json) write_json(o.json, rows, n, copy_bw, sel, sparse_ref, prop.name, o.pdl);
     free(rows);
     json_decref(sdpa);
     return 0;

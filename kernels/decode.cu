@@ -2,8 +2,9 @@
 //
 // One program (CTA of 4 warps) per (split, KV head, sequence). Its tiles are 64-token blocks
 // (consecutive blocks when dense, the split's share of the block list when sparse), streamed
-// through a 3-stage cp.async ring (all 3 tiles in flight while the program waits for the oldest) of K [64, 128] + V [64, 128] (32 KB a stage, rows XOR-swizzled
-// in 16-byte chunks so ldmatrix is conflict-free). Warp w owns tokens 16w .. 16w+15 of every
+// through a 3-stage cp.async ring (all 3 tiles in flight while the program waits for the oldest)
+// of K [64, 128] + V [64, 128] (32 KB a stage, rows XOR-swizzled in 16-byte chunks so ldmatrix is
+// conflict-free); one program per SM. Warp w owns tokens 16w .. 16w+15 of every
 // tile and keeps its own online-softmax state for the G <= 16 query heads (one m16n8k16 row per
 // head, rows >= G are zero): S = Q K^T and O += P V on tensor cores, fp32 accumulation. At the
 // end the 4 warps merge in shared memory and the program writes the final output (one split) or
@@ -28,9 +29,13 @@ constexpr int kChunks = kHD * 2 / 16;        // 16-byte chunks per row (16)
 constexpr int kTileBytes = kBlk * kHD * 2;   // one K or V tile (16 KB)
 constexpr int kQBytes = 16 * kHD * 2;        // Q rows padded to 16 (4 KB)
 constexpr int kStages = 3;                   // ring stages (4 and 5 measured no faster)
-constexpr int kSmem = kQBytes + kStages * 2 * kTileBytes;
+// Dynamic shared memory of a dense program: Q + ring (100 KB) rounded up to 120 KB, more than half
+// of an SM's 228 KB, so that no second program, of this launch or of the next one started early
+// by programmatic dependent launch, shares the SM (measured: see docs/KERNELS.md).
+constexpr int kSmem = 120 * 1024;
 constexpr int kMaxSel = 16384;               // longest block list (1M tokens)
 constexpr int kSmemMax = kSmem + kMaxSel * 4;
+static_assert(kQBytes + kStages * 2 * kTileBytes <= kSmem, "Q and the ring fit");
 static_assert(kWarps * 16 * kHD * 4 <= kStages * 2 * kTileBytes, "merge area fits the ring");
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {

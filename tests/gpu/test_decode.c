@@ -1,7 +1,7 @@
 // tests/gpu/test_decode.c: the GPU decode kernels against the CPU reference (decode.h) on awkward
 // shapes: G 1/4/5/8/16, batch 1, cache lengths not a multiple of 64, a length 0, splits 1 / 3 /
-// the heuristic's, empty splits, NaN in the unused cache tail, bf16 and fp16; every case plain
-// and with programmatic dependent launch, into a NaN-poisoned output.
+// the heuristic's, empty splits, NaN in the unused cache tail, padded K/V rows, bf16 and fp16;
+// every case plain and with programmatic dependent launch, into a NaN-poisoned output.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -14,20 +14,28 @@
 
 static uint16_t to_dt(float f, SeerDType t) { return t == SEER_F16 ? f32_to_f16(f) : f32_to_bf16(f); }
 
+// 1: K/V rows padded (token stride HD + 64, head and sequence strides with gaps) instead of the
+// contiguous [B, HKV, Tmax, HD], as a cache with room per row would be.
+static int padded = 0;
+
 // One GPU-vs-CPU comparison. keep < 0: dense; else the fraction of blocks selected at random
 // (the last block always). n_split 0: the heuristic's. Returns max |gpu - ref| / max |ref|.
 static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float keep, int n_split,
                        SeerDType t, int nan_tail) {
     int H = G * HKV, HD = 128, nb_max = ceil_div(Tmax, 64), max_sel = keep < 0 ? 0 : nb_max;
-    int64_t nq = (int64_t)B * H * HD, nk = (int64_t)B * HKV * Tmax * HD;
+    const int64_t st = padded ? HD + 64 : HD, sh = Tmax * st + (padded ? 64 : 0), sb = HKV * sh + (padded ? 128 : 0);
+    int64_t nq = (int64_t)B * H * HD, nk = B * sb;
     uint16_t *q = xmalloc(2 * nq), *k = xmalloc(2 * nk), *v = xmalloc(2 * nk), *out = xmalloc(2 * nq);
     for (int64_t i = 0; i < nq; i++) q[i] = to_dt(2 * frand(), t);
     for (int64_t i = 0; i < nk; i++) k[i] = to_dt(2 * frand(), t), v[i] = to_dt(frand(), t);
     if (nan_tail)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < HKV; h++)
-                for (int64_t i = (int64_t)lens[b] * HD; i < (int64_t)Tmax * HD; i++)
-                    k[((int64_t)b * HKV + h) * Tmax * HD + i] = v[((int64_t)b * HKV + h) * Tmax * HD + i] = 0x7fc0;
+                for (int64_t tok = lens[b]; tok < Tmax; tok++)
+                    for (int d = 0; d < HD; d++) {
+                        int64_t i = b * sb + h * sh + tok * st + d;
+                        k[i] = v[i] = 0x7fc0;
+                    }
     int32_t *len = xmalloc(sizeof(int32_t) * B), *idx = max_sel ? xmalloc(sizeof(int32_t) * B * HKV * max_sel) : NULL;
     int max_tiles = 1;
     for (int b = 0; b < B; b++) len[b] = lens[b];
@@ -44,6 +52,7 @@ static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float k
     int S = n_split ? n_split : decode_pick_splits_cuda(B, HKV, max_tiles, t);
     DecodeParams p = decode_params_contiguous(q, k, v, out, len, idx, B, H, HKV, HD, Tmax, max_sel, t);
     p.n_split = S;
+    p.k_st = p.v_st = st, p.k_sh = p.v_sh = sh, p.k_sb = p.v_sb = sb;
     float *o_part = xmalloc(sizeof(float) * nq * S), *lse = xmalloc(sizeof(float) * B * H * S);
     p.o_part = o_part, p.lse_part = lse;
     SeerErr err;
@@ -123,6 +132,15 @@ static void test_edges(void) {
     check_case("NaN tail sparse", 1, 8, 2, 8192, one, 0.2f, 5, SEER_F16, 1);
 }
 
+static void test_padded(void) {
+    int lens[3] = {3000, 130, 4096}, one[1] = {8191};
+    padded = 1;
+    check_case("padded rows dense B 3", 3, 8, 2, 4096, lens, -1, 0, SEER_BF16, 0);
+    check_case("padded rows sparse 30% B 3", 3, 5, 2, 4096, lens, 0.3f, 1, SEER_F16, 0);
+    check_case("padded rows NaN tail sparse", 1, 8, 2, 8192, one, 0.2f, 3, SEER_BF16, 1);
+    padded = 0;
+}
+
 static void test_refused(void) {
     SeerErr err;
     DecodeParams p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 8, 2, 64, 64, 0, SEER_BF16);
@@ -135,6 +153,7 @@ int main(void) {
     RUN(test_dense);
     RUN(test_sparse);
     RUN(test_edges);
+    RUN(test_padded);
     RUN(test_refused);
     return test_summary();
 }
