@@ -2,25 +2,29 @@
 // accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
-// Tiling. One CTA (2 warpgroups, 256 threads; one CTA per SM, persistent) takes a work item =
-// (document, query tile, KV head g). Its 128 rows are (token, head) pairs of that KV group, row r =
-// token_local * G + head_local ("packed GQA"): every row reads the same K/V, so a K/V tile in shared
-// memory serves all G heads, and all G heads of a token sit in one CTA, which the target's group
-// max needs. Key tiles are 64 keys = one gate block, aligned to the document start, so tile j is
-// block j.
+// Tiling. One CTA (one per SM, persistent) takes work items = (document, query tile, KV head g).
+// Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
+// ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
+// and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 64
+// keys = one gate block, aligned to the document start, so tile j is block j.
 //
-// Per warpgroup: 64 rows, Q in registers for the whole item. S = Q K^T and O += P V with wgmma
-// (sm_90a), K and V read from shared memory in wgmma's 128-byte swizzled layout (V N-major), P from
-// registers. Software pipeline: S_j is issued together with P_{j-1} V_{j-1}, and the online softmax
-// of S_j (log2 domain) runs while the tensor cores do P_{j-1} V_{j-1}. K/V tiles go through
-// ATT_STAGES shared-memory buffers by cp.async, ATT_STAGES - 2 tiles ahead, one CTA barrier per tile.
+// Warp specialisation (3 warpgroups, 384 threads). Warpgroup 0 gives its registers away
+// (setmaxnreg): its thread 0 is the producer, loading Q and the K/V tiles with the tensor memory
+// accelerator (TMA, 128-byte swizzle) into an ATT_STAGES-deep ring of mbarrier-guarded buffers;
+// its warps 1-3 compute the target of the previous item while the consumers run the next one.
+// Warpgroups 1 and 2 are the consumers, 64 rows each, Q in registers for the whole item: S = Q K^T
+// and O += P V with wgmma (sm_90a), K and V from shared memory (V N-major), P from registers.
+// Software pipeline per consumer: S_j is issued together with P_{j-1} V_{j-1}, and the online
+// softmax of S_j (log2 domain) runs while the tensor cores do P_{j-1} V_{j-1}. No CTA barrier: a
+// consumer waits for a tile's "full" mbarrier and releases its buffer on the "empty" one.
 //
 // Target. During the sweep each row stores the max scaled logit of each key tile (one float per
-// row and block) into a per-CTA scratch slot [128, NB] in global memory (the grid is persistent,
-// one slot per resident CTA, so scratch is n_slots * 128 * NB floats, not T * H * NB). At the end of
-// the item the row's final max M and sum L are known: block-max probability exp2(ml - M) / L, max
-// over the group's G rows of a token, strict block-causal mask, normalisation, and one coalesced
-// write of the full target row (zeros included). The next item's first loads run meanwhile.
+// row and block) into a per-CTA scratch slot [128, NB] in global memory (two per resident CTA, used
+// alternately by consecutive items, so n_slots * 2 * 128 * NB floats, not T * H * NB). At the end of
+// the item the consumers publish each row's final max M and sum L; the target warps then form the
+// block-max probability exp2(ml - M) / L, its max over the group's G rows of a token, the strict
+// block-causal mask and the normalisation, and write each full target row (zeros included).
+#include <cuda.h>  // CUtensorMap (types only; the encoder comes through the runtime's driver entry point)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -32,22 +36,21 @@ extern "C" {
 #include "kernels/attention.h"
 }
 
-#define ATT_WG 2                   // warpgroups (64 rows each) per CTA
-#define ATT_THREADS (ATT_WG * 128)
-#define ATT_WARPS (ATT_WG * 4)
-#define ATT_STAGES 4               // K/V tile buffers (tile j+2 loads while j computes, j-1's V is read)
-#define ATT_BM (ATT_WG * 64)       // rows (token, head) per CTA
-#define ATT_BN 64                  // keys per tile = SEER_BLOCK
+#define ATT_CWG 2                     // consumer warpgroups (64 rows each)
+#define ATT_THREADS ((ATT_CWG + 1) * 128)  // + the producer / target warpgroup
+#define ATT_STAGES 4                  // K/V tile buffers in the ring
+#define ATT_BM (ATT_CWG * 64)         // rows (token, head) per item
+#define ATT_BN 64                     // keys per tile = SEER_BLOCK
+#define ATT_TGT_WARPS 3               // warps 1-3 of warpgroup 0: target epilogue
+#define ATT_PRODUCER_REGS 72          // setmaxnreg of warpgroup 0 (the target loop spills below 72)
+#define ATT_CONSUMER_REGS 208         // setmaxnreg of the consumers (72*128 + 208*256 <= 65536; no spills)
 
 typedef struct {
     const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
-    const __nv_bfloat16 *k;  // [T, ldk]: KV head g at k + t*ldk + g*HD
-    const __nv_bfloat16 *v;  // [T, ldv]
     __nv_bfloat16 *out;      // [T, H, HD]
     float *target;           // [HKV, T, NB] or NULL
-    float *scratch;          // [n_slots, ATT_BM, NB] (target only)
+    float *scratch;          // [n_slots, 2, ATT_BM, NB] (target only)
     const int4 *work;        // [n_work] (q0, d0, dlen, g * 256 + nq)
-    int64_t ldq, ldk, ldv;
     int T, H, G, NB, n_work;
     float scale_log2;  // log2(e) / sqrt(HD)
 } AttnParams;
@@ -56,17 +59,6 @@ typedef struct {
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-// 16-byte global -> shared copy; zero-fills when !valid (nothing is read then).
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-                 "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
@@ -171,74 +163,112 @@ __device__ __forceinline__ void wgmma_rs(float *d, const uint32_t a[4], uint64_t
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
 }
 
-// ---------------------------------------------------------------- tile loads
+// ---------------------------------------------------------------- mbarriers and TMA
 
-// Rows [0, 64) of a K or V tile: document keys kp0 .. kp0+63 of KV head g; rows at or past the
-// document end are zero-filled. Thread i copies chunk i % CH of rows i / CH + k * RPP: the swizzle
-// (row & 7) is the same for all its rows, so addresses advance by constants.
-template <int HD>
-__device__ __forceinline__ void load_kv_tile(__nv_bfloat16 *dst, const __nv_bfloat16 *src,
-                                             int64_t ld, int d0, int dlen, int kp0, int g) {
-    constexpr int CH = HD / 8, RPP = ATT_THREADS / CH;
-    const int row = threadIdx.x / CH, c = threadIdx.x % CH;
-    const __nv_bfloat16 *s = src + (int64_t)(d0 + kp0 + row) * ld + (int64_t)g * HD + c * 8;
-    __nv_bfloat16 *d = dst + swz<ATT_BN>(row, c);
-#pragma unroll
-    for (int k = 0; k < ATT_BN / RPP; k++) {
-        const bool ok = kp0 + row + k * RPP < dlen;
-        cp_async16(d + k * RPP * 64, ok ? s + k * RPP * ld : src, ok);
-    }
+__device__ __forceinline__ void mbar_init(uint64_t *bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+// Arrives once (release: this thread's earlier memory accesses are visible to the waiters).
+__device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// Arrives once and announces `bytes` that TMA copies will deliver to this phase.
+__device__ __forceinline__ void mbar_arrive_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
+                 "r"(bytes) : "memory");
+}
+// Waits until the phase of parity `parity` has completed (acquire). A fresh barrier counts its
+// phase of parity 1 as completed, so a first wait on parity 1 returns at once.
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
 }
 
-// The CTA's query rows: row r = token (q0 + r/G), head g*G + r%G; rows past nq*G zero-filled.
-template <int HD>
-__device__ __forceinline__ void load_q_tile(__nv_bfloat16 *dst, const AttnParams &p, int q0, int nq,
-                                            int g) {
-    constexpr int CH = HD / 8;
-    for (int i = threadIdx.x; i < ATT_BM * CH; i += ATT_THREADS) {
-        int row = i / CH, c = i % CH;
-        bool ok = row < nq * p.G;
-        int64_t off = ok ? (int64_t)(q0 + row / p.G) * p.ldq + (int64_t)(g * p.G + row % p.G) * HD +
-                               c * 8
-                         : 0;
-        cp_async16(dst + swz<ATT_BM>(row, c), p.q + off, ok);
-    }
+// TMA tile copies global -> shared (box and swizzle given by the tensor map), completing on bar.
+__device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(smem_addr(dst)),
+                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_addr(bar))
+                 : "memory");
 }
+__device__ __forceinline__ void tma_load_3d(void *dst, const CUtensorMap *map, int c0, int c1, int c2,
+                                            uint64_t *bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(smem_addr(dst)),
+                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(c2), "r"(smem_addr(bar))
+                 : "memory");
+}
+
+// ---------------------------------------------------------------- shared memory
+
+// Q [HD/64, ATT_BM, 64] and K, V [ATT_STAGES][HD/64, ATT_BN, 64] bf16, swizzled (1024-byte
+// aligned), then M + log2(L) [2, ATT_BM] fp32 and the mbarriers.
+template <int HD>
+struct AttnSmem {
+    __nv_bfloat16 *q, *k, *v;
+    float *rowC;           // [2][ATT_BM]: per item parity, M + log2(L) of each row (target)
+    uint64_t *full;        // [ATT_STAGES]: K/V tile landed (1 arrival + bytes)
+    uint64_t *empty;       // [ATT_STAGES]: both consumers done with the buffer (one arrival per warp)
+    uint64_t *q_full;      // Q of the item landed
+    uint64_t *q_empty;     // Q copied to registers (every consumer thread)
+    uint64_t *tgt_full;    // [2]: scratch and rowC of the item ready (every consumer thread)
+    uint64_t *tgt_empty;   // [2]: target of the item written (every target thread)
+
+    static constexpr int QB = ATT_BM * HD * 2, KVB = ATT_STAGES * ATT_BN * HD * 2;
+    static constexpr size_t BYTES = QB + 2 * KVB + 2 * ATT_BM * 4 + (2 * ATT_STAGES + 6) * 8 + 1024;
+
+    __device__ explicit AttnSmem(unsigned char *raw) {
+        unsigned char *b = raw + ((1024 - (smem_addr(raw) & 1023)) & 1023);
+        q = (__nv_bfloat16 *)b;
+        k = (__nv_bfloat16 *)(b + QB);
+        v = (__nv_bfloat16 *)(b + QB + KVB);
+        rowC = (float *)(b + QB + 2 * KVB);
+        full = (uint64_t *)(rowC + 2 * ATT_BM);
+        empty = full + ATT_STAGES;
+        q_full = empty + ATT_STAGES;
+        q_empty = q_full + 1;
+        tgt_full = q_empty + 1;
+        tgt_empty = tgt_full + 2;
+    }
+};
 
 // ---------------------------------------------------------------- target epilogue
 
 // For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - C[h]) over the group's rows, with
 // C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < floor(pos/64), normalised by
 // (sum + 1e-9); the whole row of NB entries is written. The unnormalised maxima go to the target row
-// first and are scaled in place (each lane rereads only what it wrote).
+// first and are scaled in place (each lane rereads only what it wrote). Run by warp `ew` of
+// ATT_TGT_WARPS; heads are read 4 at a time so their loads overlap.
 __device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
-                                int qpos0, int nq, int g) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G, NB = p.NB;
-    for (int tl = warp; tl < nq; tl += ATT_WARPS) {
-        int nv = (qpos0 + tl) / ATT_BN;
+                                int qpos0, int nq, int g, int ew) {
+    const int lane = threadIdx.x & 31, G = p.G, NB = p.NB;
+    for (int tl = ew; tl < nq; tl += ATT_TGT_WARPS) {
+        const int nv = (qpos0 + tl) / ATT_BN;
         const float *s = scr + (int64_t)tl * G * NB, *c = rowC + tl * G;
         float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
-#pragma unroll 4
         for (int j = lane; j < nv; j += 32) {
             float m = 0.f;
-            for (int h = 0; h < G; h++) m = fmaxf(m, fast_exp2(s[(int64_t)h * NB + j] - c[h]));
+            for (int h0 = 0; h0 < G; h0 += 4) {
+                float x[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++) x[u] = h0 + u < G ? s[(int64_t)(h0 + u) * NB + j] - c[h0 + u] : -INFINITY;
+#pragma unroll
+                for (int u = 0; u < 4; u++) m = fmaxf(m, fast_exp2(x[u]));
+            }
             dst[j] = m;
             sum += m;
         }
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const float inv = 1.f / (sum + 1e-9f);
-#pragma unroll 4
         for (int j = lane; j < NB; j += 32) dst[j] = j < nv ? dst[j] * inv : 0.f;
     }
-}
-
-// ---------------------------------------------------------------- the kernel
-
-// Shared memory: Q [ATT_BM, HD], K and V [ATT_STAGES, ATT_BN, HD] (swizzled, 1024-byte aligned),
-// M + log2(L) [ATT_BM] fp32, plus up to 1023 bytes to align the start.
-static size_t attn_smem_bytes(int HD) {
-    return (size_t)(ATT_BM + 2 * ATT_STAGES * ATT_BN) * HD * 2 + ATT_BM * sizeof(float) + 1024;
 }
 
 // Online softmax of one key tile for this thread's two rows: causal mask (diagonal tiles only),
@@ -298,98 +328,112 @@ __device__ __forceinline__ void issue_pv(float *o, uint32_t pa[4][4], const __nv
     wg_commit();
 }
 
-// Loop of one warpgroup over key tiles j: S_j = Q K_j^T is issued, then O += P_{j-1} V_{j-1}; the
-// softmax of S_j runs while the tensor cores do P_{j-1} V_{j-1}; O is rescaled once that is done.
-// Q stays in registers for the whole item. One CTA barrier per tile: it publishes tile j and frees
-// the buffer of tile j-2, which tile j+2 is loaded into.
+// ---------------------------------------------------------------- the kernel's three roles
+
+// Producer (one thread): for each of the CTA's items, Q once it is free, then the item's K/V tiles
+// into the ring. Ring use u (counted across items) goes to buffer u % ATT_STAGES and waits for
+// that buffer's previous use to be released.
 template <int HD>
-__global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const AttnParams p) {
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma: sm_90a only (the host refuses other devices)
+__device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const CUtensorMap *tq,
+                              const CUtensorMap *tk, const CUtensorMap *tv) {
+    constexpr int NA = HD / 64;  // 64-column blocks
+    const int G = p.G, qtok = ATT_BM / G;
+    const uint32_t q_bytes = NA * qtok * G * 128, kv_bytes = 2 * NA * ATT_BN * 128;
+    uint32_t u = 0, n = 0;  // ring uses, items
+    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
+        const int4 it = p.work[w];
+        const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255;
+        const int nkt = (q0 - d0 + nq + ATT_BN - 1) / ATT_BN;
+        mbar_wait(sm.q_empty, (n & 1) ^ 1);
+        mbar_arrive_tx(sm.q_full, q_bytes);
+#pragma unroll
+        for (int a = 0; a < NA; a++) tma_load_3d(sm.q + a * ATT_BM * 64, tq, a * 64, g * G, q0, sm.q_full);
+        for (int j = 0; j < nkt; j++, u++) {
+            const int b = u % ATT_STAGES;
+            mbar_wait(&sm.empty[b], ((u / ATT_STAGES) & 1) ^ 1);
+            mbar_arrive_tx(&sm.full[b], kv_bytes);
+#pragma unroll
+            for (int a = 0; a < NA; a++) {
+                const int off = b * ATT_BN * HD + a * ATT_BN * 64;
+                tma_load_2d(sm.k + off, tk, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b]);
+                tma_load_2d(sm.v + off, tv, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b]);
+            }
+        }
+    }
+}
+
+// Target warps (1-3 of warpgroup 0): the target of item n once the consumers have published its
+// scratch slot n % 2 and row statistics; the slot is then handed back.
+__device__ void target_loop(const AttnParams &p, float *rowC, uint64_t *tgt_full, uint64_t *tgt_empty) {
+    const int ew = (threadIdx.x >> 5) - 1;
+    uint32_t n = 0;
+    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
+        const int4 it = p.work[w];
+        const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
+        mbar_wait(&tgt_full[s], (n >> 1) & 1);
+        const float *scr = p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB;
+        target_epilogue(p, scr, rowC + s * ATT_BM, q0, q0 - d0, nq, g, ew);
+        mbar_arrive(&tgt_empty[s]);
+    }
+}
+
+// Consumer warpgroup cw (0 or 1; rows 64 cw .. 64 cw + 63): loop over key tiles j: S_j = Q K_j^T
+// is issued, then O += P_{j-1} V_{j-1}; the softmax of S_j runs while the tensor cores do
+// P_{j-1} V_{j-1}; O is rescaled once that is done, and buffer j-1 released. Q stays in registers
+// for the whole item.
+template <int HD>
+__device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSmem<HD> sm) {
     constexpr int KS = HD / 16;  // k-steps of S = Q K^T
     constexpr int NO = HD / 8;   // 8-column n-tiles of O
     constexpr int NS = ATT_STAGES;
-    extern __shared__ unsigned char smem_raw[];
-    unsigned char *base = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-    __nv_bfloat16 *sq = (__nv_bfloat16 *)base;       // [NA, ATT_BM, 64] swizzled
-    __nv_bfloat16 *sk = sq + ATT_BM * HD;            // [NS][NA, ATT_BN, 64]
-    __nv_bfloat16 *sv = sk + NS * ATT_BN * HD;       // [NS][NA, ATT_BN, 64]
-    float *rowC = (float *)(sv + NS * ATT_BN * HD);  // [ATT_BM] M + log2(L) per row (target)
-
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, G = p.G;
+    const int ct = threadIdx.x - 128, warp = ct >> 5, lane = threadIdx.x & 31, G = p.G;
     const int mi = lane >> 3, r8 = lane & 7;  // ldmatrix: matrix index, row within it
     const int w0 = warp * 16;                 // first row of this warp
     const int g0 = (warp >> 2) * 64;          // first row of this warpgroup
-    float *scr = p.target ? p.scratch + (int64_t)blockIdx.x * ATT_BM * p.NB : nullptr;
-
-    // Item w's first loads: Q and K/V tiles 0 .. NS-3, one cp.async group per tile (Q joins tile
-    // 0's); empty groups past the item's tiles or past the last item keep the count fixed.
-    auto load_item_head = [&](int w) {
-        const int4 it = w < p.n_work ? p.work[w] : make_int4(0, 0, 0, 0);
-        const int q0 = it.x, d0 = it.y, dlen = it.z, g = it.w >> 8, nq = it.w & 255;
-        const int nkt = (q0 - d0 + nq + ATT_BN - 1) / ATT_BN;
-        if (w < p.n_work) load_q_tile<HD>(sq, p, q0, nq, g);
-#pragma unroll
-        for (int t = 0; t < NS - 2; t++) {
-            if (w < p.n_work && t < nkt) {
-                load_kv_tile<HD>(sk + t * ATT_BN * HD, p.k, p.ldk, d0, dlen, t * ATT_BN, g);
-                load_kv_tile<HD>(sv + t * ATT_BN * HD, p.v, p.ldv, d0, dlen, t * ATT_BN, g);
-            }
-            cp_async_commit();
-        }
-    };
-
-    load_item_head(blockIdx.x);
-    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x) {
+    uint32_t u = 0, n = 0;                    // ring uses, items (as the producer counts them)
+    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
         const int4 it = p.work[w];
-        const int q0 = it.x, d0 = it.y, dlen = it.z, g = it.w >> 8, nq = it.w & 255;
+        const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         const int qpos0 = q0 - d0, rows = nq * G;
         const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
+        float *scr = p.target ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB : nullptr;
+        if (scr) mbar_wait(&sm.tgt_empty[s], ((n >> 1) & 1) ^ 1);  // item n-2's target is written
 
         // This thread's rows: lane/4 and lane/4 + 8 of the warp's 16 (wgmma accumulator layout).
-        // Padding rows take the last real row's query position, so no row is ever fully masked.
+        // Padding rows take the last real row's query position, so no row is ever fully masked
+        // on tile 0 (a warpgroup's tiles past its last query are fully masked and change nothing).
         const int row[2] = {w0 + (lane >> 2), w0 + 8 + (lane >> 2)};
         const int qpos[2] = {qpos0 + min(row[0], rows - 1) / G, qpos0 + min(row[1], rows - 1) / G};
-        const bool wg_live = g0 < rows;  // warpgroup-uniform, as wgmma needs
         const int wq_lo = qpos0 + min(g0, rows - 1) / G;
-        const int wq_hi = qpos0 + min(g0 + 63, rows - 1) / G;
-        const int wg_nkt = wg_live ? wq_hi / ATT_BN + 1 : 0;  // tiles this warpgroup computes
 
         float o[HD / 2], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
         for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
-        uint32_t qf[KS][4], pa[4][4];  // Q fragments; P of the previous tile
+        uint32_t qf[KS][4], pa[4][4], pb[4][4];  // Q fragments; P of the last two tiles
 
-        // Tile j has landed (every thread's copies), is visible to wgmma's async proxy, and all
-        // warpgroups are past tile j-1, so tile j-2's buffer is free: load tile j+NS-2 into it.
-        auto next_tile = [&](int j) {
-            cp_async_wait<NS - 3>();
-            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-            __syncthreads();
-            if (j + NS - 2 < nkt) {
-                const int t = j + NS - 2, b = t % NS;
-                load_kv_tile<HD>(sk + b * ATT_BN * HD, p.k, p.ldk, d0, dlen, t * ATT_BN, g);
-                load_kv_tile<HD>(sv + b * ATT_BN * HD, p.v, p.ldv, d0, dlen, t * ATT_BN, g);
-            }
-            cp_async_commit();  // possibly empty: keeps NS-2 groups in flight
+        auto wait_tile = [&](int j) { mbar_wait(&sm.full[(u + j) % NS], ((u + j) / NS) & 1); };
+        auto release_tile = [&](int j) {  // this warp's wgmmas reading buffer j are complete
+            if (lane == 0) mbar_arrive(&sm.empty[(u + j) % NS]);
         };
-        auto issue_s = [&](float s[32], int j) {
-            const __nv_bfloat16 *kt = sk + (j % NS) * ATT_BN * HD;
+        auto issue_s = [&](float sc[32], int j) {
+            const __nv_bfloat16 *kt = sm.k + ((u + j) % NS) * ATT_BN * HD;
 #pragma unroll
             for (int ks = 0; ks < KS; ks++) {
                 const uint64_t db = wg_desc(kt + (ks >> 2) * ATT_BN * 64 + (ks & 3) * 16, 16);
-                if (ks == 0) wgmma_rs<false, 0>(s, qf[ks], db);
-                else wgmma_rs<true, 0>(s, qf[ks], db);
+                if (ks == 0) wgmma_rs<false, 0>(sc, qf[ks], db);
+                else wgmma_rs<true, 0>(sc, qf[ks], db);
             }
             wg_commit();
         };
-        auto fence_operands = [&]() {
+        auto v_tile = [&](int j) { return sm.v + ((u + j) % NS) * ATT_BN * HD; };
+        auto fence_operands = [&](uint32_t pf[4][4]) {
             reg_fence<HD / 2>(o);
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++) reg_fence_u(pa[ks]);
+            for (int ks = 0; ks < 4; ks++) reg_fence_u(pf[ks]);
         };
 
         // The block max logits bm of tile bmj (if bmj >= 0) into the target scratch. Called after
-        // the next tile's barrier: ptxas serialises the wgmma pipeline when this store sits
+        // the next tile's wait: ptxas serialises the wgmma pipeline when this store sits
         // between a tile's wgmma wait and the next tile's wgmmas.
         float bm[2];
         int bmj = -1;
@@ -402,65 +446,73 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const Att
             bmj = -1;
         };
 
-        // Tile 0: S_0 and its softmax (O is still zero).
-        next_tile(0);
-        float alpha[2];
-        if (wg_nkt > 0) {
+        // Q into registers, then its buffer goes back to the producer.
+        mbar_wait(sm.q_full, n & 1);
 #pragma unroll
-            for (int ks = 0; ks < KS; ks++)
-                ldsm_x4(qf[ks], sq + swz<ATT_BM>(w0 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
-            float s[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in s[4n .. 4n+3]
+        for (int ks = 0; ks < KS; ks++)
+            ldsm_x4(qf[ks], sm.q + swz<ATT_BM>(w0 + (mi & 1) * 8 + r8, ks * 2 + (mi >> 1)));
+        mbar_arrive(sm.q_empty);
+
+        // Tile 0: S_0 and its softmax (O is still zero).
+        float alpha[2];
+        {
+            float sc[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in sc[4n .. 4n+3]
+            wait_tile(0);
             wg_fence();
-            issue_s(s, 0);
+            issue_s(sc, 0);
             wg_wait<0>();
-            reg_fence<32>(s);
-            softmax_tile(s, pa, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
+            reg_fence<32>(sc);
+            softmax_tile(sc, pa, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
             bmj = 0;
         }
-        for (int j = 1; j < nkt; j++) {
-            next_tile(j);
+        // Tile j >= 1: S_j, then P_{j-1} V_{j-1} (P_{j-1} in pin) while S_j's softmax writes P_j
+        // into pout. Two P buffers used alternately, never copied: ptxas folds a copy into the
+        // softmax's writes, which would then hit registers of the in-flight P V (wgmma serialised).
+        auto step = [&](int j, uint32_t pin[4][4], uint32_t pout[4][4]) {
+            wait_tile(j);
             store_block_max();
-            if (j < wg_nkt) {  // S_j, then P_{j-1} V_{j-1} while S_j's softmax runs
-                float s[32];
-                uint32_t pn[4][4];
-                fence_operands();
-                wg_fence();
-                issue_s(s, j);
-                issue_pv<HD>(o, pa, sv + ((j - 1) % NS) * ATT_BN * HD);
-                wg_wait<1>();
-                reg_fence<32>(s);
-                softmax_tile(s, pn, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
-                wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pa reused
-                fence_operands();
-                bmj = j;
-#pragma unroll
-                for (int ks = 0; ks < 4; ks++)
-#pragma unroll
-                    for (int i = 0; i < 4; i++) pa[ks][i] = pn[ks][i];
-                if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f))  // a row max moved
-#pragma unroll
-                    for (int n = 0; n < NO; n++) {
-                        o[4 * n] *= alpha[0];
-                        o[4 * n + 1] *= alpha[0];
-                        o[4 * n + 2] *= alpha[1];
-                        o[4 * n + 3] *= alpha[1];
-                    }
-            } else if (j == wg_nkt) {  // this warpgroup's last P V
-                fence_operands();
-                wg_fence();
-                issue_pv<HD>(o, pa, sv + ((j - 1) % NS) * ATT_BN * HD);
-                wg_wait<0>();
-                fence_operands();
-            }
-        }
-        store_block_max();
-        if (wg_nkt == nkt) {  // P V of the chunk's last tile
-            fence_operands();
+            float sc[32];
+            fence_operands(pin);
             wg_fence();
-            issue_pv<HD>(o, pa, sv + ((nkt - 1) % NS) * ATT_BN * HD);
+            issue_s(sc, j);
+            issue_pv<HD>(o, pin, v_tile(j - 1));
+            wg_wait<1>();
+            reg_fence<32>(sc);
+            softmax_tile(sc, pout, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
+            wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pin reused, buffer j-1 freed
+            fence_operands(pin);
+            release_tile(j - 1);
+            bmj = j;
+            if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f))  // a row max moved
+#pragma unroll
+                for (int c = 0; c < NO; c++) {
+                    o[4 * c] *= alpha[0];
+                    o[4 * c + 1] *= alpha[0];
+                    o[4 * c + 2] *= alpha[1];
+                    o[4 * c + 3] *= alpha[1];
+                }
+        };
+        auto last_pv = [&](uint32_t pin[4][4]) {  // P V of the item's last tile
+            store_block_max();
+            fence_operands(pin);
+            wg_fence();
+            issue_pv<HD>(o, pin, v_tile(nkt - 1));
             wg_wait<0>();
-            fence_operands();
+            fence_operands(pin);
+            release_tile(nkt - 1);
+        };
+        int j = 1;
+        for (; j + 1 < nkt; j += 2) {
+            step(j, pa, pb);
+            step(j + 1, pb, pa);
         }
+        if (j < nkt) {
+            step(j, pa, pb);
+            last_pv(pb);
+        } else {
+            last_pv(pa);
+        }
+        u += nkt;
 
         // Row sums across the quad, normalise, write bf16 out; row stats for the target.
         const int c0 = (lane & 3) * 2;
@@ -470,21 +522,52 @@ __global__ void __launch_bounds__(ATT_THREADS, 1) attention_fwd_kernel(const Att
             lt += __shfl_xor_sync(0xffffffffu, lt, 1);
             lt += __shfl_xor_sync(0xffffffffu, lt, 2);
             const int r = row[h];
-            if (scr && (lane & 3) == 0) rowC[r] = m[h] + __log2f(lt);
+            if (scr && (lane & 3) == 0) sm.rowC[s * ATT_BM + r] = m[h] + __log2f(lt);
             if (r >= rows) continue;
             const float inv = 1.f / lt;
             __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
 #pragma unroll
-            for (int n = 0; n < NO; n++)
-                *(__nv_bfloat162 *)(dst + n * 8) =
-                    __floats2bfloat162_rn(o[4 * n + 2 * h] * inv, o[4 * n + 2 * h + 1] * inv);
+            for (int c = 0; c < NO; c++)
+                *(__nv_bfloat162 *)(dst + c * 8) =
+                    __floats2bfloat162_rn(o[4 * c + 2 * h] * inv, o[4 * c + 2 * h + 1] * inv);
         }
-        // All warps are done with Q and K/V (the next item's loads go there while the target
-        // epilogue runs); scratch (global) and row stats are visible to the whole CTA. The next
-        // item's first barrier keeps its scratch and row-stat writes after this epilogue.
-        __syncthreads();
-        load_item_head(w + gridDim.x);
-        if (scr) target_epilogue(p, scr, rowC, q0, qpos0, nq, g);
+        if (scr) mbar_arrive(&sm.tgt_full[s]);  // scratch slot s and rowC[s] are complete
+    }
+}
+
+// Barrier counts: full 1 (+ bytes), empty 8 (consumer warps), q_full 1 (+ bytes), q_empty 256
+// (consumer threads), tgt_full 256, tgt_empty 96 (target threads). Q's buffer is zeroed once so the
+// rows past G * (ATT_BM / G) that TMA never writes (G not a power of two) hold no stale bits.
+template <int HD>
+__global__ void __launch_bounds__(ATT_THREADS, 1)
+    attention_fwd_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ CUtensorMap tq,
+                         const __grid_constant__ CUtensorMap tk, const __grid_constant__ CUtensorMap tv) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)  // wgmma, setmaxnreg: sm_90a only (the host refuses other devices)
+    extern __shared__ unsigned char smem_raw[];
+    const AttnSmem<HD> sm(smem_raw);
+    if (threadIdx.x == 0) {
+        for (int b = 0; b < ATT_STAGES; b++) {
+            mbar_init(&sm.full[b], 1);
+            mbar_init(&sm.empty[b], ATT_CWG * 4);
+        }
+        mbar_init(sm.q_full, 1);
+        mbar_init(sm.q_empty, ATT_CWG * 128);
+        for (int s = 0; s < 2; s++) {
+            mbar_init(&sm.tgt_full[s], ATT_CWG * 128);
+            mbar_init(&sm.tgt_empty[s], ATT_TGT_WARPS * 32);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    for (int i = threadIdx.x; i < ATT_BM * HD / 8; i += ATT_THREADS) ((int4 *)sm.q)[i] = make_int4(0, 0, 0, 0);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // zeros before TMA's writes
+    __syncthreads();
+    if (threadIdx.x < 128) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATT_PRODUCER_REGS));
+        if (threadIdx.x == 0) producer_loop<HD>(p, sm, &tq, &tk, &tv);
+        else if (threadIdx.x >= 32 && p.target) target_loop(p, sm.rowC, sm.tgt_full, sm.tgt_empty);
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATT_CONSUMER_REGS));
+        consumer_loop<HD>(p, sm);
     }
 #endif
 }
@@ -504,7 +587,7 @@ static int attn_slots(int HD, SeerErr *err) {
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
     const void *fn = HD == 64 ? (const void *)attention_fwd_kernel<64>
                               : (const void *)attention_fwd_kernel<128>;
-    size_t smem = attn_smem_bytes(HD);
+    size_t smem = HD == 64 ? AttnSmem<64>::BYTES : AttnSmem<128>::BYTES;
     if (e == cudaSuccess)
         e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e == cudaSuccess)
@@ -549,7 +632,7 @@ int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, in
     if (slots < 0) return -1;
     int64_t nw = attn_n_work(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
     size_t b = ((size_t)nw * sizeof(int4) + 255) / 256 * 256;
-    if (with_target) b += (size_t)slots * ATT_BM * NB * sizeof(float);
+    if (with_target) b += (size_t)slots * 2 * ATT_BM * NB * sizeof(float);
     *bytes = b;
     return 0;
 }
@@ -592,22 +675,73 @@ int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, co
     return 0;
 }
 
+typedef CUresult (*AttnEncodeTiled)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                    const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
+                                    const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                    CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+// The driver's cuTensorMapEncodeTiled, looked up once through the runtime (libcuda is not linked).
+static AttnEncodeTiled attn_encoder(SeerErr *err) {
+    static AttnEncodeTiled fn;
+    if (fn) return fn;
+    void *f = NULL;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q);
+    if (e != cudaSuccess || q != cudaDriverEntryPointSuccess || !f) {
+        seer_fail(err, "attention.cu: driver entry point cuTensorMapEncodeTiled not found (%s, status %d)",
+                  cudaGetErrorString(e), (int)q);
+        return NULL;
+    }
+    return fn = (AttnEncodeTiled)f;
+}
+
+// Tensor map of a bf16 tensor with `rank` dims (dims[0] contiguous; strides in bytes for dims 1..)
+// read in boxes `box` with the 128-byte swizzle; coordinates past a dim's end read as zeros.
+static int attn_tensor_map(CUtensorMap *map, const void *base, int rank, const cuuint64_t *dims,
+                           const cuuint64_t *strides, const cuuint32_t *box, const char *what, SeerErr *err) {
+    AttnEncodeTiled enc = attn_encoder(err);
+    if (!enc) return -1;
+    const cuuint32_t ones[3] = {1, 1, 1};
+    CUresult r = enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, (cuuint32_t)rank, (void *)base, dims, strides, box,
+                     ones, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                     CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return seer_fail(err, "attention.cu: cuTensorMapEncodeTiled for %s failed (CUresult %d)", what, (int)r);
+    return 0;
+}
+
+// Q as [T, H, HD] with token stride ldq, read in boxes of (ATT_BM / G tokens, G heads, 64 columns):
+// one box is the item's packed rows of one 64-column block. K, V as [T, HKV * HD] with token
+// stride ld, read in boxes of 64 keys x 64 columns.
+static int attn_tensor_maps(CUtensorMap m[3], const AttnCudaPlan *pl, const uint16_t *q, int64_t ldq,
+                            const uint16_t *k, int64_t ldk, const uint16_t *v, int64_t ldv, SeerErr *err) {
+    if ((((uintptr_t)q | (uintptr_t)k | (uintptr_t)v) & 15) || ((ldq | ldk | ldv) & 7))
+        return seer_fail(err, "attention.cu: q/k/v must start 16-byte aligned with token strides a multiple of 8 "
+                         "(ldq %lld, ldk %lld, ldv %lld)", (long long)ldq, (long long)ldk, (long long)ldv);
+    const int G = pl->H / pl->HKV;
+    const cuuint64_t qd[3] = {(cuuint64_t)pl->HD, (cuuint64_t)pl->H, (cuuint64_t)pl->T};
+    const cuuint64_t qs[2] = {(cuuint64_t)pl->HD * 2, (cuuint64_t)ldq * 2};
+    const cuuint32_t qb[3] = {64, (cuuint32_t)G, (cuuint32_t)(ATT_BM / G)};
+    const cuuint64_t kd[2] = {(cuuint64_t)pl->HKV * pl->HD, (cuuint64_t)pl->T};
+    const cuuint64_t ks[1] = {(cuuint64_t)ldk * 2}, vs[1] = {(cuuint64_t)ldv * 2};
+    const cuuint32_t kb[2] = {64, ATT_BN};
+    if (attn_tensor_map(&m[0], q, 3, qd, qs, qb, "q", err)) return -1;
+    if (attn_tensor_map(&m[1], k, 2, kd, ks, kb, "k", err)) return -1;
+    return attn_tensor_map(&m[2], v, 2, kd, vs, kb, "v", err);
+}
+
 int attention_forward_cuda(const AttnCudaPlan *pl, uint16_t *out, float *target, const uint16_t *q,
                            int64_t ldq, const uint16_t *k, int64_t ldk, const uint16_t *v,
                            int64_t ldv, cudaStream_t stream, SeerErr *err) {
     if (target && !pl->with_target)
         return seer_fail(err, "attention.cu: target requested but the plan was made without one");
+    CUtensorMap maps[3];
+    if (attn_tensor_maps(maps, pl, q, ldq, k, ldk, v, ldv, err)) return -1;
     AttnParams p;
-    p.q = (const __nv_bfloat16 *)q;
-    p.k = (const __nv_bfloat16 *)k;
-    p.v = (const __nv_bfloat16 *)v;
     p.out = (__nv_bfloat16 *)out;
     p.target = target;
     p.scratch = pl->scratch;
     p.work = (const int4 *)pl->work;
-    p.ldq = ldq;
-    p.ldk = ldk;
-    p.ldv = ldv;
     p.T = pl->T;
     p.H = pl->H;
     p.G = pl->H / pl->HKV;
@@ -615,11 +749,11 @@ int attention_forward_cuda(const AttnCudaPlan *pl, uint16_t *out, float *target,
     p.n_work = pl->n_work;
     p.scale_log2 = (float)(1.4426950408889634 / sqrt((double)pl->HD));
     int grid = pl->n_work < pl->n_slots ? pl->n_work : pl->n_slots;
-    size_t smem = attn_smem_bytes(pl->HD);
+    size_t smem = pl->HD == 64 ? AttnSmem<64>::BYTES : AttnSmem<128>::BYTES;
     if (pl->HD == 64)
-        attention_fwd_kernel<64><<<grid, ATT_THREADS, smem, stream>>>(p);
+        attention_fwd_kernel<64><<<grid, ATT_THREADS, smem, stream>>>(p, maps[0], maps[1], maps[2]);
     else
-        attention_fwd_kernel<128><<<grid, ATT_THREADS, smem, stream>>>(p);
+        attention_fwd_kernel<128><<<grid, ATT_THREADS, smem, stream>>>(p, maps[0], maps[1], maps[2]);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return seer_fail(err, "attention.cu: attention_fwd_kernel<HD %d> grid %d smem %zu (T %d H %d HKV %d): %s",
