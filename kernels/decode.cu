@@ -62,7 +62,9 @@ __device__ __forceinline__ void cp_async_wait() {
 
 // Programmatic dependent launch: wait until the previous kernel on the stream has finished and
 // its writes are visible (a no-op when launched without PDL); let the next kernel launch.
-__device__ __forceinline__ void grid_dependency_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void grid_dependency_wait() {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
 __device__ __forceinline__ void launch_dependents() {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 }

@@ -23,7 +23,8 @@ static int padded = 0;
 static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float keep, int n_split,
                        SeerDType t, int nan_tail) {
     int H = G * HKV, HD = 128, nb_max = ceil_div(Tmax, 64), max_sel = keep < 0 ? 0 : nb_max;
-    const int64_t st = padded ? HD + 64 : HD, sh = Tmax * st + (padded ? 64 : 0), sb = HKV * sh + (padded ? 128 : 0);
+    const int64_t st = padded ? HD + 64 : HD, sh = Tmax * st + (padded ? 64 : 0);
+    const int64_t sb = HKV * sh + (padded ? 128 : 0);
     int64_t nq = (int64_t)B * H * HD, nk = B * sb;
     uint16_t *q = xmalloc(2 * nq), *k = xmalloc(2 * nk), *v = xmalloc(2 * nk), *out = xmalloc(2 * nq);
     for (int64_t i = 0; i < nq; i++) q[i] = to_dt(2 * frand(), t);
