@@ -19,7 +19,7 @@
 // consumer waits for a tile's "full" mbarrier and releases its buffer on the "empty" one.
 //
 // Target. During the sweep each row stores the max scaled logit of each key tile (one float per
-// row and block) into a per-CTA scratch slot [128, NB] in global memory (two per resident CTA, used
+// row and block) into a per-CTA scratch slot [NB, 128] in global memory (two per resident CTA, used
 // alternately by consecutive items, so n_slots * 2 * 128 * NB floats, not T * H * NB). At the end of
 // the item the consumers publish each row's final max M and sum L; the target warps then form the
 // block-max probability exp2(ml - M) / L, its max over the group's G rows of a token, the strict
@@ -42,14 +42,15 @@ extern "C" {
 #define ATT_BM (ATT_CWG * 64)         // rows (token, head) per item
 #define ATT_BN 64                     // keys per tile = SEER_BLOCK
 #define ATT_TGT_WARPS 3               // warps 1-3 of warpgroup 0: target epilogue
-#define ATT_PRODUCER_REGS 72          // setmaxnreg of warpgroup 0 (the target loop spills below 72)
+#define ATT_PRODUCER_REGS 72          // setmaxnreg of warpgroup 0 (its target loop needs about that)
 #define ATT_CONSUMER_REGS 208         // setmaxnreg of the consumers (72*128 + 208*256 <= 65536; no spills)
 
 typedef struct {
     const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
     __nv_bfloat16 *out;      // [T, H, HD]
     float *target;           // [HKV, T, NB] or NULL
-    float *scratch;          // [n_slots, 2, ATT_BM, NB] (target only)
+    float *scratch;          // [n_slots, 2, NB, ATT_BM] (target only): block-major, so a tile's 128
+                             // block maxima are one contiguous 512-byte write
     const int4 *work;        // [n_work] (q0, d0, dlen, g * 256 + nq)
     int T, H, G, NB, n_work;
     float scale_log2;  // log2(e) / sqrt(HD)
@@ -191,11 +192,19 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
 }
 
 // TMA tile copies global -> shared (box and swizzle given by the tensor map), completing on bar.
-__device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
-                 " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(smem_addr(dst)),
-                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_addr(bar))
+// K/V tiles are read by every CTA working on the same KV head: `policy` (l2_evict_last) asks L2 to
+// keep them over the streaming target and scratch traffic.
+__device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar,
+                                            uint64_t policy) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+                 " [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(smem_addr(dst)),
+                 "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_addr(bar)), "l"(policy)
                  : "memory");
+}
+__device__ __forceinline__ uint64_t l2_evict_last() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
 }
 __device__ __forceinline__ void tma_load_3d(void *dst, const CUtensorMap *map, int c0, int c1, int c2,
                                             uint64_t *bar) {
@@ -241,33 +250,53 @@ struct AttnSmem {
 // ---------------------------------------------------------------- target epilogue
 
 // For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - C[h]) over the group's rows, with
-// C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < floor(pos/64), normalised by
-// (sum + 1e-9); the whole row of NB entries is written. The unnormalised maxima go to the target row
-// first and are scaled in place (each lane rereads only what it wrote). Run by warp `ew` of
-// ATT_TGT_WARPS; heads are read 4 at a time so their loads overlap.
+// C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < nv = floor(pos/64), normalised by
+// (sum + 1e-9); the whole row of NB entries is written. Run by warp `ew` of ATT_TGT_WARPS, one
+// token at a time, lane l taking blocks l, l + 32, ...: a first pass sums the group maxima, a
+// second recomputes them from the scratch (an L2 hit) and writes them normalised with streaming
+// stores (the target is not read again here), then zeros for j >= nv. The loops are unrolled
+// ATT_TGT_UNROLL blocks deep so that many loads are in flight: latency, not arithmetic, bounds them.
+#define ATT_TGT_UNROLL 2
+// Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
+__device__ __forceinline__ float target_block_max(const float *s, const float *c, int G, int j) {
+    float m = 0.f;
+    for (int h0 = 0; h0 < G; h0 += 4) {
+        float x[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) x[u] = h0 + u < G ? s[j * ATT_BM + h0 + u] - c[h0 + u] : -INFINITY;
+#pragma unroll
+        for (int u = 0; u < 4; u++) m = fmaxf(m, fast_exp2(x[u]));
+    }
+    return m;
+}
+
 __device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
                                 int qpos0, int nq, int g, int ew) {
+    constexpr int U = ATT_TGT_UNROLL;
     const int lane = threadIdx.x & 31, G = p.G, NB = p.NB;
     for (int tl = ew; tl < nq; tl += ATT_TGT_WARPS) {
         const int nv = (qpos0 + tl) / ATT_BN;
-        const float *s = scr + (int64_t)tl * G * NB, *c = rowC + tl * G;
+        const float *s = scr + tl * G, *c = rowC + tl * G;
         float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
-        for (int j = lane; j < nv; j += 32) {
-            float m = 0.f;
-            for (int h0 = 0; h0 < G; h0 += 4) {
-                float x[4];
+        for (int j0 = lane; j0 < nv; j0 += 32 * U) {
+            float m[U];
 #pragma unroll
-                for (int u = 0; u < 4; u++) x[u] = h0 + u < G ? s[(int64_t)(h0 + u) * NB + j] - c[h0 + u] : -INFINITY;
+            for (int u = 0; u < U; u++) m[u] = j0 + 32 * u < nv ? target_block_max(s, c, G, j0 + 32 * u) : 0.f;
 #pragma unroll
-                for (int u = 0; u < 4; u++) m = fmaxf(m, fast_exp2(x[u]));
-            }
-            dst[j] = m;
-            sum += m;
+            for (int u = 0; u < U; u++) sum += m[u];
         }
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const float inv = 1.f / (sum + 1e-9f);
-        for (int j = lane; j < NB; j += 32) dst[j] = j < nv ? dst[j] * inv : 0.f;
+        for (int j0 = lane; j0 < nv; j0 += 32 * U) {
+            float m[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) m[u] = j0 + 32 * u < nv ? target_block_max(s, c, G, j0 + 32 * u) : 0.f;
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (j0 + 32 * u < nv) __stcs(dst + j0 + 32 * u, m[u] * inv);
+        }
+        for (int j = nv + lane; j < NB; j += 32) __stcs(dst + j, 0.f);
     }
 }
 
@@ -339,6 +368,7 @@ __device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const 
     constexpr int NA = HD / 64;  // 64-column blocks
     const int G = p.G, qtok = ATT_BM / G;
     const uint32_t q_bytes = NA * qtok * G * 128, kv_bytes = 2 * NA * ATT_BN * 128;
+    const uint64_t keep = l2_evict_last();
     uint32_t u = 0, n = 0;  // ring uses, items
     for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
         const int4 it = p.work[w];
@@ -355,8 +385,8 @@ __device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const 
 #pragma unroll
             for (int a = 0; a < NA; a++) {
                 const int off = b * ATT_BN * HD + a * ATT_BN * 64;
-                tma_load_2d(sm.k + off, tk, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b]);
-                tma_load_2d(sm.v + off, tv, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b]);
+                tma_load_2d(sm.k + off, tk, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b], keep);
+                tma_load_2d(sm.v + off, tv, g * HD + a * 64, d0 + j * ATT_BN, &sm.full[b], keep);
             }
         }
     }
@@ -441,7 +471,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             if (scr && bmj >= 0 && (lane & 3) == 0) {
 #pragma unroll
                 for (int h = 0; h < 2; h++)
-                    if (row[h] < rows) scr[(int64_t)row[h] * p.NB + bmj] = bm[h];
+                    if (row[h] < rows) scr[bmj * ATT_BM + row[h]] = bm[h];
             }
             bmj = -1;
         };
