@@ -53,9 +53,10 @@ int attention_cuda_plan_init(AttnCudaPlan *plan, void *workspace, size_t bytes, 
 // out: [T, H, HD] bf16. q: token t, head h at q[t*ldq + h*HD] (bf16); k, v: KV head g at
 // k[t*ldk + g*HD], v[t*ldv + g*HD] (so a fused [T, (H+2*HKV)*HD] QKV buffer works in place).
 // target: [HKV, T, NB] fp32 device memory, every entry written (same semantics as the CPU twin),
-// or NULL for plain attention (a plan made with_target can serve both). Asynchronous on stream;
-// returns -1 (err names the launch and the shapes) when the launch fails or a target is asked of
-// a plan made without one.
+// or NULL for plain attention (a plan made with_target can serve both). q, k, v are read with the
+// tensor memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
+// Asynchronous on stream; returns -1 (err names the launch and the shapes) when the launch fails,
+// q/k/v are misaligned, or a target is asked of a plan made without one.
 int attention_forward_cuda(const AttnCudaPlan *plan, uint16_t *out, float *target,
                            const uint16_t *q, int64_t ldq, const uint16_t *k, int64_t ldk,
                            const uint16_t *v, int64_t ldv, cudaStream_t stream, SeerErr *err);

@@ -1,6 +1,7 @@
 // test_attention.c (GPU): attention_forward_cuda against attention_forward_cpu on awkward packed
 // chunks: T not a multiple of 64, one-token documents, many short documents, G = 1, 4, 5, 8,
-// HD 64 and 128, q/k/v as slices of one fused QKV buffer, target on and off.
+// HD 64 and 128, q/k/v as slices of one fused QKV buffer, target on and off, and the refusal of
+// q/k/v that the tensor memory accelerator cannot read (unaligned start or token stride).
 //
 // Inputs are random bf16 values; the CPU reference runs in fp32 on the same (rounded) values.
 // Tolerances: out is bf16 and P is rounded to bf16 before P V, so |d| <= 2e-2 * max(|ref|, 1);
@@ -74,6 +75,10 @@ static void run_case(const Case *c) {
     CHECK(attention_cuda_plan_init(&plan, ws, ws_bytes, c->doc_lens, c->n_docs, T, H, HKV, HD, NB, 1,
                                    0, &err) == 0);
     const uint16_t *dq = d_qkv, *dk = dq + H * HD, *dv = dk + HKV * HD;
+    // TMA needs 16-byte aligned q/k/v starts and token strides: refused before any launch.
+    CHECK(attention_forward_cuda(&plan, d_out, NULL, dq + 1, W, dk, W, dv, W, 0, &err) == -1);
+    CHECK(strstr(err.msg, "16-byte aligned") != NULL);
+    CHECK(attention_forward_cuda(&plan, d_out, NULL, dq, W + 1, dk, W, dv, W, 0, &err) == -1);
     uint16_t *out_b = xmalloc(sizeof(uint16_t) * nq);
     float *out = xmalloc(sizeof(float) * nq), *tgt = xmalloc(sizeof(float) * nt);
     for (int with_t = 1; with_t >= 0; with_t--) {
