@@ -33,7 +33,7 @@ typedef struct {
     int n_slots;      // CTAs of the persistent grid (resident on this device)
     int with_target;  // the plan holds target scratch
     void *work;       // device [n_work, 4] ints
-    float *scratch;   // device [n_slots, 2, 128, NB] block-max logits, or NULL
+    float *scratch;   // device [n_slots, 2, NB, 128] block-max logits (two slots per CTA), or NULL
 } AttnCudaPlan;
 
 // Workspace bytes of a plan for this chunk on the current device. Fails (-1, err) when HD is not
