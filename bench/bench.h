@@ -19,3 +19,7 @@ int bench_make_docs(int *lens, const char *list, int T, SeerErr *err);
 // The value of an integer flag: a whole decimal number in [lo, hi], or one error line
 // (`seer: bench: --tokens needs an integer in [1, 16777216], got 'x'`) and exit status 2.
 long bench_flag_int(const char *flag, const char *v, long lo, long hi);
+
+// `seer bench select` (bench/bench_select.c): the gate selection step against the sparse decode
+// kernel it feeds.
+int bench_select_main(int argc, char **argv);

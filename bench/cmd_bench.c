@@ -21,6 +21,7 @@ static const BenchCommand benches[] = {
     {"load", bench_load_main, "checkpoint load (mmap + touch) vs read() of the same bytes, cold and warm"},
     {"gate", bench_gate_main, "one layer's gate step (forward, KL, backward) and scores on the GPU"},
     {"decode", bench_decode_main, "dense and block-sparse decode kernels + selection vs copy bandwidth and torch SDPA"},
+    {"select", bench_select_main, "gate selection vs the 90%-sparse decode kernel it feeds, alone and back to back (PDL)"},
     {"tokenize", bench_tokenize_main, "single-thread tokenizer MB/s (compare: bench/tokenize_hf.py)"},
     {"train", bench_train_main, "the GPU training step (forward + target + gate + AdamW): tokens/s, time shares, memory"},
     {NULL, NULL, NULL},

@@ -1,10 +1,21 @@
-// select.cu: GPU twins of select.h. One program per (KV head, sequence) for the selections, one
-// per (block, KV head, sequence) for the oracle's block statistics.
+// select.cu: GPU twins of select.h.
 //
-// Top-k in a program: scores live in shared memory; the k-th largest is found bit by bit on the
-// order-preserving uint32 image of the floats (32 rounds of warp counts), keys above it
-// are taken, ties at it go to the lowest block indices (as select_blocks_cpu). The list is then
-// written in descending block order with warp ballots.
+// Selection inside a program of 512 threads: thread t owns blocks j = c * 512 + t (c < 8, so up
+// to 4096 blocks); keys and flags stay in registers. Top-k is a radix select on the
+// order-preserving uint32 image of the keys: up to four 8-bit digit passes, each one shared
+// histogram (warp-aggregated atomics) and one warp's scan that finds the digit holding the k-th
+// largest key; it stops as soon as every key of that digit is taken. Ties at the k-th key go to
+// the lowest blocks (as select_blocks_cpu). Lists are written in descending order from a
+// block-wide rank of the flags (ballots plus one warp's scan of the per-warp counts).
+//
+// Gate selection (the decode hot path, docs/KERNELS.md) is two kernels. gate_query_kernel
+// projects the queries: one program per (16 output columns, KV head, 16 sequences) on the tensor
+// cores, so each Wq column is read once per 16 sequences. gate_select_kernel, one program per
+// (sequence, KV head), is launched as its programmatic dependent: it starts streaming its first
+// 512 K-compression rows into shared memory (bulk copies) while the projection runs, then waits
+// for it, normalises and rotates the query, scores the rows on the tensor cores (the query split
+// into a high and a low half-precision part, so the products keep fp32 accuracy), selects and
+// writes the list.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -14,12 +25,13 @@ extern "C" {
 #include "kernels/reduce.cuh"
 #include "kernels/select.h"
 }
+#include "common/cuda_check.h"
 
 namespace {
 
 constexpr int kHD = 128, kDG = 128, kMaxNB = 4096, kMaxG = 16;
 constexpr int kSelThreads = 512, kSelWarps = kSelThreads / 32;
-constexpr int kChunkRows = 256;               // kcomp rows per cp.async chunk (64 KB)
+constexpr int kMaxChunks = kMaxNB / kSelThreads;  // keys per thread
 
 template <bool BF16>
 __device__ __forceinline__ float ld(const uint16_t *p, int64_t i) {
@@ -39,78 +51,152 @@ __device__ __forceinline__ uint32_t ord_key(float f) {
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-__device__ __forceinline__ int warp_sum_int(int x) {
-    for (int o = 16; o; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-    return x;
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
 }
 
-// Count of keys >= cand among key[0..n-1], by one warp; keys of the first 512 kept in kr.
-__device__ __forceinline__ int warp_count_ge(const uint32_t (&kr)[16], const float *key, int n,
-                                             uint32_t cand, int lane) {
-    int cnt = 0;
+// ---- selection primitives (all threads of a 512-thread program call them) ---------------------
+
+struct SelScratch {
+    __align__(16) int hist[4][256];           // radix digit histograms, one per pass
+    int cnt[2][kMaxChunks * kSelWarps];       // per (chunk, warp) counts, then exclusive offsets
+    int total[2];
+    uint32_t prefix;                          // radix state published by warp 0
+    int krem, exact;
+    float red[32];
+};
+
+// rank[c] = number of set flags f over blocks j' < j (j = c * 512 + tid) in the program; returns
+// the number of set flags. Flags of chunks c >= n_chunks must be clear. buf (0 or 1) picks the
+// scratch, so two calls with no barrier between them must use different buffers.
+__device__ int block_rank(const bool (&f)[kMaxChunks], int n_chunks, int (&rank)[kMaxChunks],
+                          SelScratch &s, int buf) {
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    unsigned bal[kMaxChunks];
 #pragma unroll
-    for (int i = 0; i < 16; i++) cnt += kr[i] >= cand;
-    for (int j = 512 + lane; j < n; j += 32) cnt += ord_key(key[j]) >= cand;
-    return warp_sum_int(cnt);
+    for (int c = 0; c < kMaxChunks; c++) {
+        bal[c] = c < n_chunks ? __ballot_sync(0xffffffffu, f[c]) : 0u;
+        if (c < n_chunks && lane == 0) s.cnt[buf][c * kSelWarps + warp] = __popc(bal[c]);
+    }
+    __syncthreads();
+    if (warp == 0) {  // exclusive scan of n_chunks * 16 counts, 4 consecutive entries per lane
+        const int n = n_chunks * kSelWarps;
+        int v[4], sum = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) v[i] = lane * 4 + i < n ? s.cnt[buf][lane * 4 + i] : 0, sum += v[i];
+        int incl = sum;
+#pragma unroll
+        for (int o = 1; o < 32; o *= 2) {
+            int t = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += t;
+        }
+        int run = incl - sum;
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            if (lane * 4 + i < n) s.cnt[buf][lane * 4 + i] = run, run += v[i];
+        if (lane == 31) s.total[buf] = incl;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++)
+        rank[c] = c < n_chunks ? s.cnt[buf][c * kSelWarps + warp] + __popc(bal[c] & ((1u << lane) - 1)) : 0;
+    return s.total[buf];
 }
 
-// Sets flags[j] for the k largest key[0..n-1] (ties: lowest j), all j when n <= k. Never clears
-// a flag. All threads call it. Warp 0 finds the k-th largest key bit by bit (32 rounds of warp
-// counts, no block barriers) and ranks the ties; then every thread flags the keys above it.
-__device__ void flag_topk(const float *key, int n, int k, unsigned char *flags) {
-    __shared__ uint32_t kth;
-    const int tid = threadIdx.x;
+// Warp 0, one radix pass: hist holds the digit counts of the keys still in play; finds the digit
+// d holding the krem-th largest of them and publishes prefix | d << shift, the keys still to take
+// from that digit, and whether they are all of it.
+__device__ void radix_pick(const int *hist, uint32_t prefix, int krem, int shift, SelScratch &s) {
+    const int lane = threadIdx.x % 32, top = 255 - 8 * lane;  // lane holds digits top .. top - 7
+    const int4 a = *reinterpret_cast<const int4 *>(hist + top - 7);
+    const int4 b = *reinterpret_cast<const int4 *>(hist + top - 3);
+    const int h[8] = {b.w, b.z, b.y, b.x, a.w, a.z, a.y, a.x};
+    int sum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) sum += h[i];
+    int incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+        int t = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += t;
+    }
+    const int first = __ffs(__ballot_sync(0xffffffffu, incl >= krem)) - 1;
+    if (lane != first) return;
+    int above = incl - sum, d = top, cnt = 0, found = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        if (!found && above + h[i] >= krem) d = top - i, cnt = h[i], found = 1;
+        if (!found) above += h[i];
+    }
+    s.prefix = prefix | (uint32_t)d << shift;
+    s.krem = krem - above;
+    s.exact = cnt == krem - above;
+}
+
+// Sets f[c] for the k largest keys among blocks j < n (ties: lowest j), every j < n when n <= k.
+// Never clears a flag.
+__device__ void topk_flags(const float (&key)[kMaxChunks], int n, int k, bool (&f)[kMaxChunks],
+                           SelScratch &s) {
+    const int tid = threadIdx.x, lane = tid % 32, n_chunks = (n + kSelThreads - 1) / kSelThreads;
     if (n <= k) {
-        for (int j = tid; j < n; j += blockDim.x) flags[j] = 1;
-        __syncthreads();
+#pragma unroll
+        for (int c = 0; c < kMaxChunks; c++) f[c] |= c * kSelThreads + tid < n;
         return;
     }
-    if (tid < 32) {
-        const int lane = tid;
-        uint32_t kr[16], T = 0;
+    uint32_t u[kMaxChunks];
+    bool valid[kMaxChunks];
 #pragma unroll
-        for (int i = 0; i < 16; i++) kr[i] = lane + 32 * i < n ? ord_key(key[lane + 32 * i]) : 0u;
-        for (int bit = 31; bit >= 0; bit--) {
-            uint32_t cand = T | (1u << bit);
-            if (warp_count_ge(kr, key, n, cand, lane) >= k) T = cand;
+    for (int c = 0; c < kMaxChunks; c++) valid[c] = c * kSelThreads + tid < n, u[c] = ord_key(key[c]);
+    for (int i = tid; i < 4 * 256; i += kSelThreads) (&s.hist[0][0])[i] = 0;
+    __syncthreads();
+    uint32_t prefix = 0, mask = 0;
+    int krem = k, exact = 0;
+    for (int p = 0; p < 4 && !exact; p++) {
+        const int shift = 24 - 8 * p;
+#pragma unroll
+        for (int c = 0; c < kMaxChunks; c++) {
+            if (c >= n_chunks) break;
+            const bool act = valid[c] && (u[c] & mask) == prefix;
+            const int d = act ? (int)(u[c] >> shift) & 255 : 256;
+            const unsigned peers = __match_any_sync(0xffffffffu, d);
+            if (act && lane == __ffs(peers) - 1) atomicAdd(&s.hist[p][d], __popc(peers));
         }
-        int need = k - (T == 0xffffffffu ? 0 : warp_count_ge(kr, key, n, T + 1, lane)), seen = 0;
-        for (int j0 = 0; j0 < n && seen < need; j0 += 32) {  // ties at T: lowest indices first
-            int j = j0 + lane;
-            bool eq = j < n && ord_key(key[j]) == T;
-            unsigned bal = __ballot_sync(0xffffffffu, eq);
-            if (eq && seen + __popc(bal & ((1u << lane) - 1)) < need) flags[j] = 1;
-            seen += __popc(bal);
-        }
-        if (lane == 0) kth = T;
+        __syncthreads();
+        if (tid < 32) radix_pick(s.hist[p], prefix, krem, shift, s);
+        __syncthreads();
+        prefix = s.prefix, krem = s.krem, exact = s.exact, mask |= 0xffu << shift;
     }
-    __syncthreads();
-    const uint32_t T = kth;
-    for (int j = tid; j < n; j += blockDim.x)
-        if (ord_key(key[j]) > T) flags[j] = 1;
-    __syncthreads();
+    // exact: the keys whose digits so far are >= prefix's are exactly the k largest; else prefix
+    // is the k-th largest key and krem of the keys equal to it are taken, lowest blocks first
+    bool eq[kMaxChunks];
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++) {
+        f[c] |= valid[c] && (exact ? u[c] >= prefix : u[c] > prefix);
+        eq[c] = !exact && valid[c] && u[c] == prefix;
+    }
+    if (exact) return;
+    int rank[kMaxChunks];
+    block_rank(eq, n_chunks, rank, s, 0);
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++) f[c] |= eq[c] && rank[c] < krem;
 }
 
-// Writes the flagged blocks of flags[0..nb-1] into list [max_sel], descending, -1 padded.
-__device__ void write_list(int32_t *list, int max_sel, const unsigned char *flags, int nb,
-                           int *warp_tot) {
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    int base = 0;
-    for (int r0 = 0; r0 < nb; r0 += kSelThreads) {
-        int i = r0 + tid, j = nb - 1 - i;
-        bool f = i < nb && flags[j];
-        unsigned bal = __ballot_sync(0xffffffffu, f);
-        int pre = __popc(bal & ((1u << lane) - 1));
-        if (lane == 0) warp_tot[warp] = __popc(bal);
-        __syncthreads();
-        int off = 0, tot = 0;
-        for (int w = 0; w < kSelWarps; w++) off += w < warp ? warp_tot[w] : 0, tot += warp_tot[w];
-        if (f && base + off + pre < max_sel) list[base + off + pre] = j;
-        base += tot;
-        __syncthreads();
+// list [max_sel] = the blocks j < n whose flag is set, descending, -1 padded (the lowest blocks
+// are dropped past max_sel). Flags of blocks j >= n must be clear.
+__device__ void write_list(int32_t *list, int max_sel, const bool (&f)[kMaxChunks], int n,
+                           SelScratch &s) {
+    const int tid = threadIdx.x;
+    int rank[kMaxChunks];
+    const int total = block_rank(f, (n + kSelThreads - 1) / kSelThreads, rank, s, 1);
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++) {
+        const int pos = total - 1 - rank[c];
+        if (f[c] && pos < max_sel) list[pos] = c * kSelThreads + tid;
     }
-    for (int i = base + tid; i < max_sel; i += kSelThreads) list[i] = -1;
+    for (int i = total + tid; i < max_sel; i += kSelThreads) list[i] = -1;
 }
+
+// ---- RoPE ------------------------------------------------------------------------------------
 
 // Inverse RoPE frequencies theta^(-2i/DG), formed on the host exactly as select_rope_cpu does.
 struct RopeInv {
@@ -132,7 +218,20 @@ const RopeInv &rope_inv(float theta) {
     return r;
 }
 
-// y[0..127] (shared) = RoPE(rmsnorm(y) * w, pos); called by all threads, threads < 128 work.
+// Rotates the pair (a, b) = (x_i, x_{i+64}) by pos * inv. The angle is the fp32 product, as on
+// the CPU; sincosf reduces it exactly (fast path up to |angle| 105615, positions below 105615 for
+// i = 0), within 2 ulp of the CPU's double cos/sin of the same float.
+__device__ __forceinline__ void rope_pair(float &a, float &b, int pos, float inv) {
+    float sn, cs;
+    sincosf((float)pos * inv, &sn, &cs);
+    const float x = a, y = b;
+    a = x * cs - y * sn;
+    b = y * cs + x * sn;
+}
+
+// ---- K-compression update --------------------------------------------------------------------
+
+// y[0..127] (shared) = RoPE(rmsnorm(y) * w, pos); called by all threads, threads < 64 work.
 __device__ void norm_rope(float *y, const float *w, int pos, const RopeInv &inv, float *red) {
     const int tid = threadIdx.x;
     float v = tid < kDG ? y[tid] : 0.0f;
@@ -140,28 +239,7 @@ __device__ void norm_rope(float *y, const float *w, int pos, const RopeInv &inv,
     float r = rsqrtf(ss / kDG + 1e-6f);
     if (tid < kDG) y[tid] = v * r * w[tid];
     __syncthreads();
-    if (tid < kDG / 2) {
-        double sn, cs;
-        sincos((double)((float)pos * inv.v[tid]), &sn, &cs);
-        float a = y[tid], b = y[tid + kDG / 2];
-        y[tid] = a * (float)cs - b * (float)sn;
-        y[tid + kDG / 2] = b * (float)cs + a * (float)sn;
-    }
-    __syncthreads();
-}
-
-// Epilogue of the projections below: thread (row group rg, column group cg) holds 8 partial
-// sums acc for columns cg*8..cg*8+7; y[c] = the sum over the ng row groups. part: shared [ng, kDG].
-__device__ __forceinline__ void store_row_group_sums(float *y, float *part, const float (&acc)[8], int rg,
-                                                     int cg, int ng, int tid) {
-#pragma unroll
-    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
-    __syncthreads();
-    if (tid < kDG) {
-        float s = 0;
-        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
-        y[tid] = s;
-    }
+    if (tid < kDG / 2) rope_pair(y[tid], y[tid + kDG / 2], pos, inv.v[tid]);
     __syncthreads();
 }
 
@@ -191,19 +269,16 @@ __device__ void matvec_bf16(float *y, const float *x, const uint16_t *w, int n_i
             }
         }
     }
-    store_row_group_sums(y, part, acc, rg, cg, ng, tid);
+#pragma unroll
+    for (int e = 0; e < 8; e++) part[rg * kDG + cg * 8 + e] = acc[e];
+    __syncthreads();
+    if (tid < kDG) {
+        float s = 0;
+        for (int g = 0; g < ng; g++) s += part[g * kDG + tid];
+        y[tid] = s;
+    }
+    __syncthreads();
 }
-
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
-                     (uint32_t)__cvta_generic_to_shared(dst)),
-                 "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n" ::); }
-__device__ __forceinline__ void cp_async_wait2() { asm volatile("cp.async.wait_group 2;\n" ::); }
-
-// ---- K-compression update --------------------------------------------------------------------
 
 template <bool BF16>
 __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const int32_t *block,
@@ -229,127 +304,334 @@ __global__ void kcomp_update_kernel(uint16_t *kcomp, const uint16_t *kraw, const
     if (tid < kDG) kcomp[(pair * c.nb_max + j) * kDG + tid] = to_elem<BF16>(y[tid]);
 }
 
-// ---- gate: query projection + scores + selection ----------------------------------------------
+// ---- gate: query projection, then scores + selection -------------------------------------------
 
-struct GateSmem {
-    uint16_t kbuf[2][kChunkRows * kDG];  // kcomp rows, double-buffered (128 KB)
-    uint16_t x[kMaxG * kHD];             // the group's pre-RoPE query heads (dtype bits)
-    float part[(kSelThreads / 16) * kDG];
-    float qg[kDG];
-    float key[kMaxNB];                   // scores of the candidates, then probabilities
-    unsigned char flags[kMaxNB];
-    float red[32];
-    int warp_tot[32];
-};
-
-__device__ void issue_chunk(uint16_t *dst, const uint16_t *src, int row0, int n_rows) {
-    int rows = n_rows - row0;
-    if (rows > kChunkRows) rows = kChunkRows;
-    for (int i = threadIdx.x; i < rows * (kDG / 8); i += kSelThreads)
-        cp_async16(dst + i * 8, src + (int64_t)row0 * kDG + i * 8);
-    cp_async_commit();
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit_wait_all() {
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
 }
 
-// qg (shared, [128]) = x (shared, dtype bits) @ wq [n_in, 128] (bf16): thread (rg, cg) reads 16
-// bytes (8 columns) of rows rg, rg + 32, ...; the first 16 rows' loads are issued before the
-// caller's cp.async of x has landed (wait_x waits for it), 16 loads in flight at a time.
+// Programmatic dependent launch: launch_dependents lets the next kernel on the stream start (it
+// still waits for this whole grid before reading what it writes); grid_dependency_wait waits
+// until the previous kernel has finished and its writes are visible (a no-op without PDL).
+__device__ __forceinline__ void launch_dependents() {
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ __forceinline__ void grid_dependency_wait() {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t *bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n"
+                 "fence.mbarrier_init.release.cluster;\n" ::"r"(smem_u32(bar))
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
+        "r"(parity)
+        : "memory");
+}
+// Bulk copy (the TMA engine) of bytes (a multiple of 16) from global src to shared dst; its
+// completion counts on bar.
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *bar) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+            smem_u32(dst)),
+        "l"(src), "r"(bytes), "r"(smem_u32(bar))
+        : "memory");
+}
+
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t (&b)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(b[0]), "=r"(b[1]), "=r"(b[2]), "=r"(b[3])
+                 : "r"(addr));
+}
+
+// acc (16 x 8 fp32 fragment) += A (16 x 16) B (16 x 8), bf16 or fp16 operands.
 template <bool BF16>
-__device__ void gate_matvec(float *qg, const uint16_t *x, const uint16_t *wq, int n_in,
-                            float *part) {
-    const int tid = threadIdx.x, cg = tid % 16, rg = tid / 16, ng = kSelThreads / 16;
-    const uint4 *w4 = reinterpret_cast<const uint4 *>(wq);
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    uint4 u[16];
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        int r = rg + i * ng;
-        u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
+__device__ __forceinline__ void mma16816(float (&acc)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+    if (BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two floats as a packed pair in the operand type (bf16 or fp16): hi rounds (x, y), lo rounds
+// what hi left over, so hi + lo carries 16 (bf16) / 22 (fp16) significant bits.
+template <bool BF16>
+__device__ __forceinline__ void split2(float x, float y, uint32_t &hi, uint32_t &lo) {
+    if (BF16) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        float2 hf = __bfloat1622float2(h);
+        __nv_bfloat162 l = __floats2bfloat162_rn(x - hf.x, y - hf.y);
+        hi = *reinterpret_cast<uint32_t *>(&h), lo = *reinterpret_cast<uint32_t *>(&l);
+    } else {
+        __half2 h = __floats2half2_rn(x, y);
+        float2 hf = __half22float2(h);
+        __half2 l = __floats2half2_rn(x - hf.x, y - hf.y);
+        hi = *reinterpret_cast<uint32_t *>(&h), lo = *reinterpret_cast<uint32_t *>(&l);
     }
-    cp_async_wait2();  // x (the oldest group) has landed
+}
+
+constexpr int kProjThreads = 256, kProjWarps = kProjThreads / 32;
+// Registers of a selection program: 512 x 104 leaves room for a projection program (256 x 48) on
+// the same SM, so both kernels run at once.
+constexpr int kSelRegs = 104;
+constexpr int kProjSeqs = 16, kProjCols = 16;  // one projection program: 16 sequences x 16 columns
+
+// Shared memory of a projection program: w [n_in, 16] (bf16; 16-byte half h of row k stored at
+// half h ^ ((k / 4) % 2), so ldmatrix reads are conflict-free), x [16, n_in + 8] (dtype; rows padded
+// by 16 bytes), red [8 warps, 16, 16] fp32. n_in = G * 128.
+int proj_smem_bytes(int G) {
+    const int n_in = G * kHD;
+    return n_in * kProjCols * 2 + kProjSeqs * (n_in + 8) * 2 + kProjWarps * kProjSeqs * kProjCols * 4;
+}
+
+// qproj[b, kvh, 16 cs .. 16 cs + 15] = q[b, kvh] @ wq[kvh][:, those columns] for the 16 sequences
+// b = 16 blockIdx.z + 0..15 (< B): program (cs, kvh, z). Tensor cores: A = the queries (fp16
+// queries as a high and a low bf16 part, exact), B = the Wq columns; warp w sums the k-steps
+// w, w + 8, ...; the 8 warps' sums are added in shared memory in a fixed order.
+template <bool BF16>
+__global__ void __launch_bounds__(kProjThreads)
+    gate_query_kernel(float *qproj, const uint16_t *q_nope, const uint16_t *wq, SelectConfig c) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int cs = blockIdx.x, kvh = blockIdx.y, b0 = blockIdx.z * kProjSeqs, tid = threadIdx.x;
+    const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t4 = lane & 3;
+    const int n_in = c.G * kHD, xs = n_in + 8;
+    uint16_t *w_s = reinterpret_cast<uint16_t *>(smem_raw), *x_s = w_s + n_in * kProjCols;
+    float(*red)[kProjSeqs][kProjCols] =
+        reinterpret_cast<float(*)[kProjSeqs][kProjCols]>(x_s + kProjSeqs * xs);
+    launch_dependents();  // the selection kernel starts streaming its K-compression rows now
+    const uint16_t *w = wq + (int64_t)kvh * n_in * kDG + kProjCols * cs;
+    for (int i = tid; i < n_in * 2; i += kProjThreads) {
+        const int k = i >> 1, h = i & 1;
+        cp_async16(w_s + k * kProjCols + 8 * (h ^ ((k >> 2) & 1)), w + (int64_t)k * kDG + 8 * h, 16);
+    }
+    for (int i = tid; i < kProjSeqs * (n_in / 8); i += kProjThreads) {
+        const int s = i / (n_in / 8), ch = i % (n_in / 8), b = b0 + s;
+        const uint16_t *src = b < c.B ? q_nope + ((int64_t)b * c.HKV + kvh) * n_in + 8 * ch : q_nope;
+        cp_async16(x_s + s * xs + 8 * ch, src, b < c.B ? 16 : 0);
+    }
+    cp_async_commit_wait_all();
     __syncthreads();
-    for (int r0 = rg;; r0 += 16 * ng) {
+    float acc[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+    for (int ks = warp; ks < n_in / 16; ks += kProjWarps) {
+        uint32_t x[4];  // rows g, g + 8 at k 2 t4 and 2 t4 + 8
 #pragma unroll
-        for (int i = 0; i < 16; i++) {
-            int r = r0 + i * ng;
-            float xr = r < n_in ? ld<BF16>(x, r) : 0.0f;
-            uint32_t wv[4] = {u[i].x, u[i].y, u[i].z, u[i].w};
+        for (int i = 0; i < 4; i++)
+            x[i] = *reinterpret_cast<const uint32_t *>(x_s + (g + 8 * (i & 1)) * xs + 16 * ks + 8 * (i >> 1) + 2 * t4);
+        const int mi = lane >> 3, k = 16 * ks + 8 * (mi & 1) + (lane & 7), h = mi >> 1;
+        uint32_t bw[4];
+        ldsm_x4_trans(bw, smem_u32(w_s + k * kProjCols + 8 * (h ^ ((k >> 2) & 1))));
+        if (BF16) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                acc[2 * e] += xr * __uint_as_float(wv[e] << 16);
-                acc[2 * e + 1] += xr * __uint_as_float(wv[e] & 0xffff0000u);
+            for (int nt = 0; nt < 2; nt++) mma16816<true>(acc[nt], x[0], x[1], x[2], x[3], bw[2 * nt], bw[2 * nt + 1]);
+        } else {
+            uint32_t hi[4], lo[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&x[i]));
+                split2<true>(f.x, f.y, hi[i], lo[i]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                mma16816<true>(acc[nt], hi[0], hi[1], hi[2], hi[3], bw[2 * nt], bw[2 * nt + 1]);
+                mma16816<true>(acc[nt], lo[0], lo[1], lo[2], lo[3], bw[2 * nt], bw[2 * nt + 1]);
             }
         }
-        if (r0 + 16 * ng >= n_in) break;
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            int r = r0 + 16 * ng + i * ng;
-            u[i] = r < n_in ? __ldg(w4 + (int64_t)r * (kDG / 8) + cg) : make_uint4(0, 0, 0, 0);
-        }
     }
-    store_row_group_sums(qg, part, acc, rg, cg, ng, tid);
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) red[warp][g + 8 * (i >> 1)][8 * nt + 2 * t4 + (i & 1)] = acc[nt][i];
+    __syncthreads();
+    const int s = tid / kProjCols, col = tid % kProjCols;
+    float sum = 0;
+#pragma unroll
+    for (int wi = 0; wi < kProjWarps; wi++) sum += red[wi][s][col];
+    if (b0 + s < c.B) qproj[((int64_t)(b0 + s) * c.HKV + kvh) * kDG + kProjCols * cs + col] = sum;
 }
 
+struct GateSmem {
+    uint16_t kbuf[kSelThreads * kDG];  // 512 K-compression rows [512, 128] (dtype), as in memory
+    float qg[kDG];                     // the gate query: projected, normalised, rotated
+    uint64_t bar;                      // completion of the K-compression bulk copies
+    SelScratch sel;
+};
+
+// Thread 0: bulk copies of K-compression rows [row0, row0 + n) (1 <= n <= 512) into kbuf.
+__device__ void issue_rows(GateSmem &sm, const uint16_t *kc, int row0, int n) {
+    mbar_expect_tx(&sm.bar, (uint32_t)n * kDG * 2);
+    for (int r = 0; r < n; r += 128)
+        bulk_copy(sm.kbuf + r * kDG, kc + (int64_t)(row0 + r) * kDG, (uint32_t)min(128, n - r) * kDG * 2, &sm.bar);
+}
+
+// sm.qg = RoPE(rmsnorm(qp) * qnorm, pos), qp [128] the projected query (global); thread i < 64
+// owns the pair (i, i + 64) and holds its qnorm weights in (w0, w1).
+__device__ void finish_query(GateSmem &sm, const float *qp, float w0, float w1, int pos, const RopeInv &inv) {
+    const int tid = threadIdx.x;
+    if (tid < kDG / 2) {
+        float a = qp[tid], b = qp[tid + kDG / 2];
+        const float ss = warp_sum(a * a + b * b);
+        if (tid % 32 == 0) sm.sel.red[tid / 32] = ss;
+        asm volatile("bar.sync 1, 64;\n" ::: "memory");
+        const float r = rsqrtf((sm.sel.red[0] + sm.sel.red[1]) / kDG + 1e-6f);
+        a = a * r * w0, b = b * r * w1;
+        rope_pair(a, b, pos, inv.v[tid]);
+        sm.qg[tid] = a, sm.qg[tid + kDG / 2] = b;
+    }
+    __syncthreads();
+}
+
+// Score-MMA operand B for lane (n = lane / 4, t4 = lane % 4): column n = 0 holds the high part,
+// n = 1 the low part of the query (n >= 2 zero). K-step (p, h) pairs k-rows 2 t4, 2 t4 + 1 with
+// query columns 32 p + 8 t4 + 4 h + {0, 1} and k-rows 2 t4 + 8, + 9 with columns + {2, 3}: the
+// same permutation as the rows' A operands in score_rows, so the dot products are unchanged.
 template <bool BF16>
-__global__ void __launch_bounds__(kSelThreads, 1)
-    gate_select_kernel(int32_t *idx, const uint16_t *q_nope, const uint16_t *kcomp,
-                       const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
-                       SelectConfig c, RopeInv inv) {
+__device__ void query_frags(uint32_t (&bq)[4][2][2], const float *qg) {
+    const int lane = threadIdx.x % 32, n = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int p = 0; p < 4; p++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int col = 32 * p + 8 * t4 + 4 * h + 2 * e;
+                uint32_t hi, lo;
+                split2<BF16>(qg[col], qg[col + 1], hi, lo);
+                bq[p][h][e] = n == 0 ? hi : n == 1 ? lo : 0u;
+            }
+}
+
+// The warp's 32 rows 32 warp .. + 31 of kbuf dotted with the query (bq): lane l returns row l's
+// product. Thread (g = lane / 4, t4 = lane % 4) reads rows 16 t + g and 16 t + g + 8, 16 bytes at
+// columns 32 p + 8 t4; odd g read the p pairs (0, 1), (2, 3) in swapped order, so the 8 lanes of
+// each shared-memory phase hit 8 different bank groups.
+template <bool BF16>
+__device__ __forceinline__ float score_rows(const uint16_t *kbuf, const uint32_t (&bq)[4][2][2]) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t4 = lane & 3, odd = g & 1;
+    float s[2][2];
+#pragma unroll
+    for (int t = 0; t < 2; t++) {
+        const uint16_t *row = kbuf + (32 * warp + 16 * t + g) * kDG + 8 * t4;
+        float acc[4] = {0, 0, 0, 0};
+#pragma unroll
+        for (int p2 = 0; p2 < 4; p2 += 2) {  // the column groups p2, p2 + 1
+            uint4 raw[2][2];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int hh = 0; hh < 2; hh++)
+                    raw[i][hh] = *reinterpret_cast<const uint4 *>(row + 8 * hh * kDG + 32 * (p2 + (i ^ odd)));
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                const int p = p2 + i;
+                const uint4 r0 = odd ? raw[i ^ 1][0] : raw[i][0], r8 = odd ? raw[i ^ 1][1] : raw[i][1];
+                mma16816<BF16>(acc, r0.x, r8.x, r0.y, r8.y, bq[p][0][0], bq[p][0][1]);
+                mma16816<BF16>(acc, r0.z, r8.z, r0.w, r8.w, bq[p][1][0], bq[p][1][1]);
+            }
+        }
+        s[t][0] = acc[0] + acc[1], s[t][1] = acc[2] + acc[3];  // rows 16t + g, 16t + g + 8 (t4 = 0)
+    }
+    const int src = 4 * (lane & 7), t = lane >> 4, hh = (lane >> 3) & 1;
+    const float v00 = __shfl_sync(0xffffffffu, s[0][0], src), v01 = __shfl_sync(0xffffffffu, s[0][1], src);
+    const float v10 = __shfl_sync(0xffffffffu, s[1][0], src), v11 = __shfl_sync(0xffffffffu, s[1][1], src);
+    return t ? (hh ? v11 : v10) : (hh ? v01 : v00);
+}
+
+// Softmax over the keys of blocks j < n (n >= 1), then flags every probability > threshold.
+__device__ void threshold_flags(const float (&key)[kMaxChunks], int n, float threshold,
+                                bool (&f)[kMaxChunks], float *red) {
+    const int tid = threadIdx.x;
+    float mx = -INFINITY, sum = 0;
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++)
+        if (c * kSelThreads + tid < n) mx = fmaxf(mx, key[c]);
+    mx = block_max(mx, red);
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++)
+        if (c * kSelThreads + tid < n) sum += expf(key[c] - mx);
+    sum = block_sum(sum, red);
+#pragma unroll
+    for (int c = 0; c < kMaxChunks; c++)
+        f[c] |= c * kSelThreads + tid < n && expf(key[c] - mx) / sum > threshold;
+}
+
+// Program (b, kvh), launched as a programmatic dependent of gate_query_kernel: streams the first
+// 512 K-compression rows into shared memory (bulk copies) before waiting for the projection,
+// then normalises and rotates the query, scores the rows on the tensor cores, selects and writes
+// the list. Lets the next kernel (the sparse decode) launch as soon as it has started.
+template <bool BF16>
+__global__ void __maxnreg__(kSelRegs)
+    gate_select_kernel(int32_t *idx, const float *qproj, const uint16_t *kcomp,
+                       const int32_t *cache_len, const float *qnorm, SelectConfig c, RopeInv inv) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GateSmem &sm = *reinterpret_cast<GateSmem *>(smem_raw);
-    const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int len = cache_len[b], G = c.G;
+    const int b = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
     const int64_t pair = (int64_t)b * c.HKV + kvh;
+    const uint16_t *kc = kcomp + pair * c.nb_max * kDG;
+    if (tid == 0) mbar_init(&sm.bar), issue_rows(sm, kc, 0, min(c.nb_max, kSelThreads));
+    launch_dependents();
+    const int len = cache_len[b];
+    const float w0 = tid < kDG / 2 ? qnorm[tid] : 0.0f, w1 = tid < kDG / 2 ? qnorm[tid + kDG / 2] : 0.0f;
+    __syncthreads();  // the barrier is initialised before anyone waits on it
+    grid_dependency_wait();  // the projection kernel has finished
     int32_t *list = idx + pair * c.max_sel;
     if (len <= 0) {
+        mbar_wait(&sm.bar, 0);  // no bulk copy may land after the program exits
         for (int i = tid; i < c.max_sel; i += kSelThreads) list[i] = -1;
         return;
     }
+    finish_query(sm, qproj + pair * kDG, w0, w1, len - 1, inv);
+    uint32_t bq[4][2][2];
+    query_frags<BF16>(bq, sm.qg);
     const int n_cand = len / SEER_BLOCK, cur = (len - 1) / SEER_BLOCK;
-    const uint16_t *kc = kcomp + pair * c.nb_max * kDG;
-    for (int i = tid; i < G * kHD / 8; i += kSelThreads)  // x, then the first kcomp chunks
-        cp_async16(sm.x + i * 8, q_nope + pair * G * kHD + i * 8);
-    cp_async_commit();
-    issue_chunk(sm.kbuf[0], kc, 0, n_cand);  // HBM reads overlap the query projection
-    issue_chunk(sm.kbuf[1], kc, kChunkRows, n_cand);
-    for (int j = tid; j <= cur; j += kSelThreads) sm.flags[j] = 0;
-    gate_matvec<BF16>(sm.qg, sm.x, wq + (int64_t)kvh * G * kHD * kDG, G * kHD, sm.part);
-    norm_rope(sm.qg, qnorm, len - 1, inv, sm.red);
-    float q4[4];
-    for (int e = 0; e < 4; e++) q4[e] = sm.qg[lane * 4 + e];
-    const float inv_sqrt_dg = rsqrtf((float)kDG);
-    for (int ch = 0; ch * kChunkRows < n_cand; ch++) {
-        cp_async_wait1();
-        __syncthreads();
-        const uint16_t *buf = sm.kbuf[ch % 2];
-        int rows = min(kChunkRows, n_cand - ch * kChunkRows);
-        for (int r = warp; r < rows; r += kSelWarps) {
-            uint2 u = *reinterpret_cast<const uint2 *>(buf + r * kDG + lane * 4);
-            uint16_t e4[4] = {(uint16_t)(u.x & 0xffff), (uint16_t)(u.x >> 16),
-                              (uint16_t)(u.y & 0xffff), (uint16_t)(u.y >> 16)};
-            float s = 0;
-            for (int e = 0; e < 4; e++) s += q4[e] * ld<BF16>(e4, e);
-            s = warp_sum(s);
-            if (lane == 0) sm.key[ch * kChunkRows + r] = s * inv_sqrt_dg;
+    const int n_chunks = (n_cand + kSelThreads - 1) / kSelThreads;
+    const float scale = 1.0f / sqrtf((float)kDG);
+    mbar_wait(&sm.bar, 0);
+    float key[kMaxChunks];
+#pragma unroll
+    for (int ch = 0; ch < kMaxChunks; ch++) {
+        key[ch] = 0.0f;
+        if (ch >= n_chunks) continue;
+        if (ch > 0) {  // refill kbuf once every warp is done with the previous rows
+            __syncthreads();
+            if (tid == 0) {
+                asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+                issue_rows(sm, kc, ch * kSelThreads, min(kSelThreads, n_cand - ch * kSelThreads));
+            }
+            mbar_wait(&sm.bar, ch & 1);
         }
-        __syncthreads();
-        issue_chunk(sm.kbuf[ch % 2], kc, (ch + 2) * kChunkRows, n_cand);
+        key[ch] = score_rows<BF16>(sm.kbuf, bq) * scale;
     }
+    bool f[kMaxChunks] = {};
     const int k = c.budget / SEER_BLOCK;
-    if (k > 0) {
-        flag_topk(sm.key, n_cand, k, sm.flags);
-    } else if (n_cand > 0) {
-        float mx = -INFINITY, sum = 0;
-        for (int j = tid; j < n_cand; j += kSelThreads) mx = fmaxf(mx, sm.key[j]);
-        mx = block_max(mx, sm.red);
-        for (int j = tid; j < n_cand; j += kSelThreads) sum += __expf(sm.key[j] - mx);
-        sum = block_sum(sum, sm.red);
-        for (int j = tid; j < n_cand; j += kSelThreads)
-            if (__expf(sm.key[j] - mx) / sum > c.threshold) sm.flags[j] = 1;
+    if (k > 0) topk_flags(key, n_cand, k, f, sm.sel);
+    else if (n_cand > 0) threshold_flags(key, n_cand, c.threshold, f, sm.sel.red);
+#pragma unroll
+    for (int ch = 0; ch < kMaxChunks; ch++) {
+        const int j = ch * kSelThreads + tid;
+        f[ch] = (f[ch] && j < n_cand) || j == 0 || j == cur;
     }
-    __syncthreads();
-    if (tid == 0) sm.flags[0] = 1, sm.flags[cur] = 1;
-    __syncthreads();
-    write_list(list, c.max_sel, sm.flags, cur + 1, sm.warp_tot);
+    write_list(list, c.max_sel, f, cur + 1, sm.sel);
 }
 
 // ---- oracle ----------------------------------------------------------------------------------
@@ -390,37 +672,41 @@ __global__ void oracle_block_kernel(float *ws, const uint16_t *q, const uint16_t
 
 __global__ void __launch_bounds__(kSelThreads, 1)
     oracle_select_kernel(int32_t *idx, const float *ws, const int32_t *cache_len, SelectConfig c) {
-    __shared__ float key[kMaxNB], red[32];
-    __shared__ unsigned char flags[kMaxNB];
-    __shared__ int warp_tot[32];
+    __shared__ SelScratch sel;
     const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
     const int64_t pair = (int64_t)b * c.HKV + kvh;
     const int nb = (cache_len[b] + SEER_BLOCK - 1) / SEER_BLOCK;
-    for (int j = tid; j < nb; j += kSelThreads) key[j] = 0, flags[j] = 0;
+    float key[kMaxChunks];
+#pragma unroll
+    for (int ch = 0; ch < kMaxChunks; ch++) key[ch] = 0.0f;
     for (int g = 0; g < c.G; g++) {
         const float *w = ws + (pair * c.G + g) * c.nb_max * 2;
         float mx = -INFINITY, sum = 0;
         for (int j = tid; j < nb; j += kSelThreads) mx = fmaxf(mx, w[2 * j]);
-        mx = block_max(mx, red);
+        mx = block_max(mx, sel.red);
         for (int j = tid; j < nb; j += kSelThreads) sum += w[2 * j + 1] * __expf(w[2 * j] - mx);
-        sum = block_sum(sum, red);
-        for (int j = tid; j < nb; j += kSelThreads)
-            key[j] = fmaxf(key[j], __expf(w[2 * j] - mx) / sum);
+        sum = block_sum(sum, sel.red);
+#pragma unroll
+        for (int ch = 0; ch < kMaxChunks; ch++) {
+            const int j = ch * kSelThreads + tid;
+            if (j < nb) key[ch] = fmaxf(key[ch], __expf(w[2 * j] - mx) / sum);
+        }
     }
     float tot = 0;
-    for (int j = tid; j < nb; j += kSelThreads) tot += key[j];
-    tot = block_sum(tot, red);
-    for (int j = tid; j < nb; j += kSelThreads) key[j] = key[j] / (tot + 1e-9f);
-    __syncthreads();
+#pragma unroll
+    for (int ch = 0; ch < kMaxChunks; ch++) tot += key[ch];
+    tot = block_sum(tot, sel.red);
+#pragma unroll
+    for (int ch = 0; ch < kMaxChunks; ch++) key[ch] = key[ch] / (tot + 1e-9f);
+    bool f[kMaxChunks] = {};
     const int k = c.budget / SEER_BLOCK;
     if (k > 0) {
-        flag_topk(key, nb, k, flags);
+        topk_flags(key, nb, k, f, sel);
     } else {
-        for (int j = tid; j < nb; j += kSelThreads)
-            if (key[j] > c.threshold) flags[j] = 1;
-        __syncthreads();
+#pragma unroll
+        for (int ch = 0; ch < kMaxChunks; ch++) f[ch] = ch * kSelThreads + tid < nb && key[ch] > c.threshold;
     }
-    write_list(idx + pair * c.max_sel, c.max_sel, flags, nb, warp_tot);
+    write_list(idx + pair * c.max_sel, c.max_sel, f, nb, sel);
 }
 
 // ---- Quest -----------------------------------------------------------------------------------
@@ -445,14 +731,13 @@ template <bool BF16>
 __global__ void __launch_bounds__(kSelThreads, 1)
     quest_select_kernel(int32_t *idx, const uint16_t *q, const uint16_t *kmax,
                         const uint16_t *kmin, const int32_t *cache_len, SelectConfig c) {
-    __shared__ float key[kMaxNB];
-    __shared__ unsigned char flags[kMaxNB];
-    __shared__ int warp_tot[32];
+    __shared__ float page_score[kMaxNB];
+    __shared__ SelScratch sel;
     const int kvh = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int64_t pair = (int64_t)b * c.HKV + kvh;
     const int np = (cache_len[b] + SEER_BLOCK - 1) / SEER_BLOCK;
     const int kq = max(3, c.budget / SEER_BLOCK);
-    for (int j = tid; j < np; j += kSelThreads) flags[j] = 0;
+    bool f[kMaxChunks] = {};
     for (int g = 0; g < c.G; g++) {
         float q4[4];
         for (int e = 0; e < 4; e++) q4[e] = ld<BF16>(q, (pair * c.G + g) * kHD + lane * 4 + e);
@@ -462,12 +747,19 @@ __global__ void __launch_bounds__(kSelThreads, 1)
             for (int e = 0; e < 4; e++)
                 s += fmaxf(q4[e] * ld<BF16>(kmax, off + e), q4[e] * ld<BF16>(kmin, off + e));
             s = warp_sum(s);
-            if (lane == 0) key[j] = s;
+            if (lane == 0) page_score[j] = s;
         }
         __syncthreads();
-        flag_topk(key, np, kq, flags);
+        float key[kMaxChunks];
+#pragma unroll
+        for (int ch = 0; ch < kMaxChunks; ch++) {
+            const int j = ch * kSelThreads + tid;
+            key[ch] = j < np ? page_score[j] : 0.0f;
+        }
+        __syncthreads();  // page_score is rewritten for the next head
+        topk_flags(key, np, kq, f, sel);
     }
-    write_list(idx + pair * c.max_sel, c.max_sel, flags, np, warp_tot);
+    write_list(idx + pair * c.max_sel, c.max_sel, f, np, sel);
 }
 
 int check_shapes(const SelectConfig *c, SeerDType dtype, SeerErr *err) {
@@ -511,23 +803,54 @@ extern "C" int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kc
                                 SeerDType dtype, const SelectConfig *c, void *stream,
                                 SeerErr *err) {
     if (check_shapes(c, dtype, err)) return -1;
+    // the projected queries [B, HKV, 128] fp32 between the two kernels: one buffer per process,
+    // grown when a larger batch comes (outside stream capture: cudaMalloc / cudaFree)
+    static float *qproj;
+    static size_t qproj_bytes;
+    const size_t need = (size_t)c->B * c->HKV * kDG * sizeof(float);
+    if (need > qproj_bytes) {
+        cudaFree(qproj);
+        qproj_bytes = 0;
+        CUDA_TRY(cudaMalloc((void **)&qproj, need));
+        qproj_bytes = need;
+    }
     static int attr_done = 0;
-    const int smem = (int)sizeof(GateSmem);
+    const int proj_smem = proj_smem_bytes(kMaxG), sel_smem = (int)sizeof(GateSmem);
     if (!attr_done) {
-        cudaFuncSetAttribute(gate_select_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-        cudaFuncSetAttribute(gate_select_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+        CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj_smem));
+        CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj_smem));
+        CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
+        CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
         attr_done = 1;
     }
-    dim3 grid(c->HKV, c->B);
     cudaStream_t s = (cudaStream_t)stream;
+    dim3 pgrid(kDG / kProjCols, c->HKV, ceil_div(c->B, kProjSeqs));
+    const int psmem = proj_smem_bytes(c->G);
     if (dtype == SEER_BF16)
-        gate_select_kernel<true><<<grid, kSelThreads, smem, s>>>(
-            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c,
-            rope_inv(c->rope_theta));
+        gate_query_kernel<true><<<pgrid, kProjThreads, psmem, s>>>(qproj, (const uint16_t *)q_nope, wq, *c);
     else
-        gate_select_kernel<false><<<grid, kSelThreads, smem, s>>>(
-            idx, (const uint16_t *)q_nope, (const uint16_t *)kcomp, cache_len, wq, qnorm, *c,
-            rope_inv(c->rope_theta));
+        gate_query_kernel<false><<<pgrid, kProjThreads, psmem, s>>>(qproj, (const uint16_t *)q_nope, wq, *c);
+    if (launched("gate_query_kernel", err)) return -1;
+    // The projection is launched plainly, so it starts once everything before it on the stream
+    // has finished; the selection kernel, its programmatic dependent, may therefore read kcomp,
+    // cache_len and qnorm before its griddepcontrol.wait, and only waits for qproj.
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(c->B, c->HKV);
+    cfg.blockDim = dim3(kSelThreads);
+    cfg.dynamicSmemBytes = sel_smem;
+    cfg.stream = s;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    const float *qp = qproj;
+    const uint16_t *kc = (const uint16_t *)kcomp;
+    const RopeInv inv = rope_inv(c->rope_theta);
+    cudaError_t e = dtype == SEER_BF16
+                        ? cudaLaunchKernelEx(&cfg, gate_select_kernel<true>, idx, qp, kc, cache_len, qnorm, *c, inv)
+                        : cudaLaunchKernelEx(&cfg, gate_select_kernel<false>, idx, qp, kc, cache_len, qnorm, *c, inv);
+    if (e != cudaSuccess) return seer_fail(err, "select.cu: gate_select_kernel: %s", cudaGetErrorString(e));
     return launched("gate_select_kernel", err);
 }
 

@@ -103,7 +103,14 @@ void select_quest_cpu(int32_t *idx, const float *q, const float *kmax, const flo
 int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block,
                              const uint16_t *wk, const float *knorm, SeerDType dtype,
                              const SelectConfig *c, void *stream, SeerErr *err);
-// Fused: gate query projection + norm + RoPE, scores, top-k / threshold, forced blocks, list.
+// Gate query projection + norm + RoPE, scores, top-k / threshold, forced blocks, list: two
+// launches on `stream` (the projection, then the selection as its programmatic dependent, which
+// starts reading the K-compression cache while the projection runs). The selection kernel
+// executes griddepcontrol.launch_dependents early, so a following kernel launched with
+// programmatic dependent launch (DecodeParams.pdl) starts as soon as SMs free up; it must
+// griddepcontrol.wait before reading idx. The projected queries live in a device buffer owned by
+// this function (B * HKV * 512 bytes, allocated on first use and when B * HKV grows: make that
+// first call outside stream capture).
 int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kcomp,
                      const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                      SeerDType dtype, const SelectConfig *c, void *stream, SeerErr *err);

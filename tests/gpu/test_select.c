@@ -75,9 +75,12 @@ static void test_kcomp_update(void) {
     }
 }
 
-static void gate_case(int G, int budget, float threshold, SeerDType t) {
-    int B = 4, HKV = 2, nb = 700, HD = 128, DG = 128;
-    int32_t len[4] = {700 * 64, 64, 1000, 300 * 64 + 5};
+// One gate selection on the GPU against select_gate_cpu. distinct > 0 draws every K-compression
+// row from that many random rows, so many scores tie exactly: the lists must then be identical
+// (ties go to the lowest blocks on both sides); otherwise they may differ only at near ties.
+static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int budget, float threshold,
+                      SeerDType t, int distinct) {
+    int HD = 128, DG = 128;
     SelectConfig c = {B, HKV, G, HD, DG, nb, 0, budget, threshold, 1e6f, 0};
     c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
     int64_t nq = (int64_t)B * HKV * G * HD, nkc = (int64_t)B * HKV * nb * DG, nw = (int64_t)HKV * G * HD * DG;
@@ -85,12 +88,17 @@ static void gate_case(int G, int budget, float threshold, SeerDType t) {
     float *q = xmalloc(4 * nq), *kc = xmalloc(4 * nkc), *wq = xmalloc(4 * nw), *qn = xmalloc(4 * DG);
     float *probs = xmalloc(sizeof(float) * B * HKV * nb);
     rand_pair(q_b, q, nq, 2, t), rand_pair(kc_b, kc, nkc, 1.5f, t), rand_pair(wq_b, wq, nw, 0.05f, SEER_BF16);
+    for (int64_t r = 0; distinct && r < (int64_t)B * HKV * nb; r++) {  // row r = row (r % distinct)
+        memcpy(kc_b + r * DG, kc_b + (r % distinct) * DG, 2 * DG);
+        memcpy(kc + r * DG, kc + (r % distinct) * DG, 4 * DG);
+    }
     for (int i = 0; i < DG; i++) qn[i] = 1 + 0.3f * frand();
     int n_idx = B * HKV * c.max_sel;
     int32_t *idx = xmalloc(4 * n_idx), *gidx = xmalloc(4 * n_idx);
     select_gate_cpu(idx, probs, q, kc, len, wq, qn, &c);
     void *d_q = to_dev(q_b, 2 * nq), *d_kc = to_dev(kc_b, 2 * nkc), *d_wq = to_dev(wq_b, 2 * nw);
-    void *d_qn = to_dev(qn, 4 * DG), *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx);
+    void *d_qn = to_dev(qn, 4 * DG), *d_len = to_dev(len, 4 * B), *d_idx = to_dev(NULL, 4 * n_idx);
+    CUDA_OK(cudaMemset(d_idx, 0x7f, 4 * n_idx));  // poison: every entry must be written
     SeerErr err;
     if (select_gate_cuda(d_idx, d_q, d_kc, d_len, d_wq, d_qn, t, &c, NULL, &err)) seer_die("%s", err.msg);
     sync_or_die("gate select");
@@ -100,20 +108,35 @@ static void gate_case(int G, int budget, float threshold, SeerDType t) {
         int32_t *a = gidx + p * c.max_sel, *r = idx + p * c.max_sel;
         exact += !memcmp(a, r, 4 * c.max_sel);
         bad += list_diff(a, r, c.max_sel, probs + p * nb, 0.05f) + list_diff(r, a, c.max_sel, probs + p * nb, 0.05f);
-        for (int i = 1; i < c.max_sel; i++) bad += a[i] != -1 && a[i] >= a[i - 1];
+        for (int i = 0; i < c.max_sel; i++) bad += a[i] < -1 || a[i] >= nb || (i > 0 && a[i] != -1 && a[i] >= a[i - 1]);
     }
-    printf("    gate %s G %d budget %d thr %g: %d/%d lists identical, %d real differences\n",
-           dtype_name(t), G, budget, (double)threshold, exact, B * HKV, bad);
+    printf("    gate %s B %d G %d nb %d budget %d thr %g%s: %d/%d lists identical, %d real differences\n",
+           dtype_name(t), B, G, nb, budget, (double)threshold, distinct ? " (exact ties)" : "", exact,
+           B * HKV, bad);
     CHECK(bad == 0);
+    if (distinct) CHECK(exact == B * HKV);
     cudaFree(d_q), cudaFree(d_kc), cudaFree(d_wq), cudaFree(d_qn), cudaFree(d_len), cudaFree(d_idx);
     free(q_b), free(kc_b), free(wq_b), free(q), free(kc), free(wq), free(qn), free(probs), free(idx), free(gidx);
 }
 
 static void test_gate(void) {
-    gate_case(8, 4096, 0, SEER_BF16);
-    gate_case(5, 2048, 0, SEER_F16);
-    gate_case(1, 64, 0, SEER_BF16);
-    gate_case(4, 0, 2e-3f, SEER_BF16);
+    // 700 blocks: two 512-key chunks; lengths: full, one block, partial current blocks, 0, < 64
+    const int32_t len4[4] = {700 * 64, 64, 1000, 300 * 64 + 5};
+    gate_case(4, 2, 8, 700, len4, 4096, 0, SEER_BF16, 0);
+    gate_case(4, 2, 5, 700, len4, 2048, 0, SEER_F16, 0);
+    gate_case(4, 2, 1, 700, len4, 64, 0, SEER_BF16, 0);
+    gate_case(4, 2, 4, 700, len4, 0, 2e-3f, SEER_BF16, 0);
+    gate_case(4, 2, 8, 700, len4, 0, 2e-3f, SEER_F16, 0);
+    // 11 sequences: a full cluster and a partial one; G 16; 0, short and 32k-like lengths
+    const int32_t len11[11] = {32768, 0, 5, 32767, 20000, 64 * 511, 129, 32768, 1, 31000, 64 * 100};
+    gate_case(11, 3, 16, 512, len11, 3276, 0, SEER_BF16, 0);
+    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_F16, 0);
+    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_BF16, 7);
+    // 4096 blocks (eight chunks) at positions past 105615, where sincosf reduces the slow way
+    const int32_t len2[2] = {4096 * 64, 4000 * 64 - 3};
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 0);
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13);
+    gate_case(2, 1, 8, 4096, len2, 0, 1e-3f, SEER_F16, 0);
 }
 
 static void test_oracle_quest(void) {
