@@ -1,6 +1,7 @@
 // bench_decode.c: `seer bench decode`: dense and block-sparse decode kernels over the paper's grid
 // (SPEC.md section 6), against the measured copy bandwidth, our dense kernel and torch SDPA
-// (FLASH, CUDNN; JSON from bench/sdpa_decode.py run on the same card), plus the selection step.
+// (FLASH, CUDNN; JSON from bench/sdpa_decode.py run on the same card). The selection step is timed
+// by `seer bench select` (bench_select.c).
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +12,6 @@
 #include "bench/bench.h"
 #include "common/cuda_check.h"
 #include "kernels/decode.h"
-#include "kernels/select.h"
 
 #ifdef SEER_CUDA
 #include <cuda_runtime.h>
@@ -35,7 +35,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: seer bench decode [options]\n\n"
             "Times the dense and block-sparse split-KV decode kernels (64 query / 8 KV heads, head dim\n"
-            "128, block 64) with CUDA events over buffers rotated past L2, and the gate selection step.\n\n"
+            "128, block 64) with CUDA events over buffers rotated past L2.\n\n"
             "  --batch LIST     batch sizes (default 1,2,4,8,16)\n"
             "  --cache LIST     cache lengths, k = 1024 (default 8k,16k,32k,64k,128k)\n"
             "  --sparsity LIST  fractions of blocks skipped, 0 = dense (default 0,0.5,0.6,0.7,0.8,0.9)\n"
@@ -45,7 +45,7 @@ static void usage(FILE *f) {
             "  --pdl 0|1        launch every decode call with programmatic dependent launch, so each\n"
             "                   call's start overlaps the previous call's tail (default 0)\n"
             "  --csv FILE       write the table as CSV\n"
-            "  --json FILE      write the table, copy bandwidth and selection timing as JSON\n");
+            "  --json FILE      write the table and copy bandwidth as JSON\n");
 }
 
 static int parse_list(List *l, const char *s, int tokens) {
@@ -219,7 +219,7 @@ static void launch_decode(void *ctx, int i, cudaStream_t st) {
     if (decode_attention_cuda(&c->sets[i % c->n], st, &err)) seer_die("%s", err.msg);
 }
 
-static double sparse_ref_graph_ms = NAN;  // B16, 32k, 90%, bf16, timed in a graph
+static double sparse_ref_graph_ms = NAN;  // B16, 32k, 90%, bf16, replayed in a CUDA graph
 
 // n_sel random distinct blocks of nb per (b, kvh), sorted descending, -1 padded to max_sel.
 static void random_lists(int32_t *idx, int pairs, int nb, int n_sel, int max_sel) {
@@ -336,95 +336,6 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     free(len), free(idx);
 }
 
-typedef struct {
-    double gate_ms, gate_graph_ms, kcomp_ms;
-    int batch, cache, budget;
-} SelTiming;
-
-typedef struct {
-    int32_t *idx;
-    uint16_t **kc;
-    int n_buf;
-    const uint16_t *q, *wq;
-    const int32_t *len;
-    const float *norm;
-    const SelectConfig *c;
-} GateCtx;
-
-static void launch_gate(void *ctx, int i, cudaStream_t st) {
-    const GateCtx *g = ctx;
-    SeerErr err;
-    if (select_gate_cuda(g->idx, g->q, g->kc[i % g->n_buf], g->len, g->wq, g->norm, SEER_BF16,
-                         g->c, st, &err))
-        seer_die("%s", err.msg);
-}
-
-// Gate selection (query projection + scores + top-k, one fused kernel) at batch 16, 32k, 90%
-// sparsity (budget 10% of the cache), bf16, kcomp caches rotated past L2; and the K-compression
-// update of one completed block per sequence.
-static SelTiming bench_selection(size_t l2, int iters) {
-    SelTiming s = {0, 0, 0, 16, 32768, 3276};
-    const int B = 16, HKV = KV_HEADS, G = HEADS / KV_HEADS, HD = HEAD_DIM, DG = 128, nb = 512;
-    SelectConfig c = {B, HKV, G, HD, DG, nb, 0, s.budget, 0, 1e6f, 0};
-    c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
-    SeerErr err;
-    if (select_validate_config(&c, SELECT_GATE, &err)) seer_die("%s", err.msg);
-    size_t kc_elems = (size_t)B * HKV * nb * DG;
-    int n_buf = (int)ceil(4.0 * l2 / (kc_elems * 2.0));
-    n_buf = n_buf < 1 ? 1 : n_buf > 64 ? 64 : n_buf;
-    uint16_t *kc[64], *q, *wq, *wk, *kraw;
-    float *norm;
-    int32_t *d_len, *d_idx, *d_blk, len[16], blk[16];
-    for (int i = 0; i < n_buf; i++) {
-        CUDA_OK(cudaMalloc((void **)&kc[i], kc_elems * 2));
-        fill_device(kc[i], kc_elems, SEER_BF16);
-    }
-    CUDA_OK(cudaMalloc((void **)&q, (size_t)B * HKV * G * HD * 2));
-    CUDA_OK(cudaMalloc((void **)&wq, (size_t)HKV * G * HD * DG * 2));
-    CUDA_OK(cudaMalloc((void **)&wk, (size_t)HKV * 3 * HD * DG * 2));
-    CUDA_OK(cudaMalloc((void **)&kraw, (size_t)B * HKV * 64 * HD * 2));
-    CUDA_OK(cudaMalloc((void **)&norm, DG * sizeof(float)));
-    CUDA_OK(cudaMalloc((void **)&d_len, sizeof len));
-    CUDA_OK(cudaMalloc((void **)&d_blk, sizeof blk));
-    CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * c.max_sel));
-    fill_device(q, (size_t)B * HKV * G * HD, SEER_BF16);
-    fill_device(wq, (size_t)HKV * G * HD * DG, SEER_BF16);
-    fill_device(wk, (size_t)HKV * 3 * HD * DG, SEER_BF16);
-    fill_device(kraw, (size_t)B * HKV * 64 * HD, SEER_BF16);
-    float ones[128];
-    for (int i = 0; i < DG; i++) ones[i] = 1.0f;
-    for (int b = 0; b < B; b++) len[b] = s.cache, blk[b] = nb - 1;
-    CUDA_OK(cudaMemcpy(norm, ones, sizeof ones, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemcpy(d_len, len, sizeof len, cudaMemcpyHostToDevice));
-    CUDA_OK(cudaMemcpy(d_blk, blk, sizeof blk, cudaMemcpyHostToDevice));
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0), cudaEventCreate(&e1);
-    float ms;
-    for (int i = 0; i < 3; i++)
-        if (select_gate_cuda(d_idx, q, kc[i % n_buf], d_len, wq, norm, SEER_BF16, &c, NULL, &err))
-            seer_die("%s", err.msg);
-    cudaEventRecord(e0, 0);
-    for (int i = 0; i < iters; i++) select_gate_cuda(d_idx, q, kc[i % n_buf], d_len, wq, norm, SEER_BF16, &c, NULL, &err);
-    cudaEventRecord(e1, 0);
-    CUDA_OK(cudaEventSynchronize(e1));
-    cudaEventElapsedTime(&ms, e0, e1);
-    s.gate_ms = ms / iters;
-    GateCtx gc = {d_idx, kc, n_buf, q, wq, d_len, norm, &c};
-    s.gate_graph_ms = graph_ms(launch_gate, &gc, iters);
-    cudaEventRecord(e0, 0);
-    for (int i = 0; i < iters; i++)
-        select_kcomp_update_cuda(kc[i % n_buf], kraw, d_blk, wk, norm, SEER_BF16, &c, NULL, &err);
-    cudaEventRecord(e1, 0);
-    CUDA_OK(cudaEventSynchronize(e1));
-    cudaEventElapsedTime(&ms, e0, e1);
-    s.kcomp_ms = ms / iters;
-    for (int i = 0; i < n_buf; i++) cudaFree(kc[i]);
-    cudaFree(q), cudaFree(wq), cudaFree(wk), cudaFree(kraw), cudaFree(norm);
-    cudaFree(d_len), cudaFree(d_blk), cudaFree(d_idx);
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
-    return s;
-}
-
 static void write_csv(const char *path, const Row *rows, int n) {
     FILE *f = fopen(path, "w");
     if (!f) seer_die("bench decode: cannot write %s", path);
@@ -440,7 +351,7 @@ static void write_csv(const char *path, const Row *rows, int n) {
 
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static void write_json(const char *path, const Row *rows, int n, double copy_bw, SelTiming sel,
+static void write_json(const char *path, const Row *rows, int n, double copy_bw,
                        double sparse_ref_ms, const char *device, int pdl) {
     json_t *root = json_object(), *arr = json_array();
     for (int i = 0; i < n; i++) {
@@ -461,20 +372,17 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
         json_object_set_new(o, "x_best_dense", num(r->x_best));
         json_array_append_new(arr, o);
     }
-    json_t *s = json_object();
-    json_object_set_new(s, "batch", json_integer(sel.batch));
-    json_object_set_new(s, "cache", json_integer(sel.cache));
-    json_object_set_new(s, "budget", json_integer(sel.budget));
-    json_object_set_new(s, "gate_select_ms", num(sel.gate_ms));
-    json_object_set_new(s, "gate_select_graph_ms", num(sel.gate_graph_ms));
-    json_object_set_new(s, "sparse_kernel_graph_ms", num(sparse_ref_graph_ms));
-    json_object_set_new(s, "kcomp_update_ms", num(sel.kcomp_ms));
-    json_object_set_new(s, "sparse_kernel_ms", num(sparse_ref_ms));
+    json_t *s = json_object();  // bf16, batch 16, 32k, 90%: on a stream and in a CUDA graph
+    json_object_set_new(s, "batch", json_integer(16));
+    json_object_set_new(s, "cache", json_integer(32768));
+    json_object_set_new(s, "sparsity", json_real(0.9));
+    json_object_set_new(s, "ms", num(sparse_ref_ms));
+    json_object_set_new(s, "graph_ms", num(sparse_ref_graph_ms));
     json_object_set_new(root, "device", json_string(device));
     json_object_set_new(root, "copy_gb_s", json_real(copy_bw / 1e9));
     json_object_set_new(root, "pdl", json_integer(pdl));
     json_object_set_new(root, "points", arr);
-    json_object_set_new(root, "selection", s);
+    json_object_set_new(root, "sparse_ref", s);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
     json_decref(root);
 }
@@ -503,7 +411,6 @@ int bench_decode_main(int argc, char **argv) {
             for (int ci = 0; ci < o.cache.n; ci++)
                 bench_shape(rows, &n, &o, (int)o.batch.v[bi], (int)o.cache.v[ci], (SeerDType)o.dtypes[d],
                             copy_bw, l2, sdpa);
-    SelTiming sel = bench_selection(l2, o.iters);
     double sparse_ref = NAN;
     for (int i = 0; i < n; i++)
         if (rows[i].batch == 16 && rows[i].cache == 32768 && fabs(rows[i].sparsity - 0.9) < 1e-9 &&
@@ -517,14 +424,10 @@ int bench_decode_main(int argc, char **argv) {
                r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->gbs, r->pct_copy, r->x_dense,
                r->x_flash, r->x_cudnn, r->x_best);
     }
-    printf("\nselection (bf16, batch 16, 32k, budget %d tokens = 51 blocks + block 0 + current):\n"
-           "  gate query + scores + top-k: %.4f ms (%.1f%% of the 90%%-sparse kernel's %.4f ms)\n"
-           "  the same replayed in a CUDA graph: %.4f ms (%.1f%% of the sparse kernel's %.4f ms)\n"
-           "  K-compression update (every 64th step): %.4f ms\n",
-           sel.budget, sel.gate_ms, 100 * sel.gate_ms / sparse_ref, sparse_ref, sel.gate_graph_ms,
-           100 * sel.gate_graph_ms / sparse_ref_graph_ms, sparse_ref_graph_ms, sel.kcomp_ms);
+    printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph\n",
+           sparse_ref, sparse_ref_graph_ms);
     if (o.csv) write_csv(o.csv, rows, n);
-    if (o.json) write_json(o.json, rows, n, copy_bw, sel, sparse_ref, prop.name, o.pdl);
+    if (o.json) write_json(o.json, rows, n, copy_bw, sparse_ref, prop.name, o.pdl);
     free(rows);
     json_decref(sdpa);
     return 0;
