@@ -20,6 +20,23 @@ int bench_make_docs(int *lens, const char *list, int T, SeerErr *err);
 // (`seer: bench: --tokens needs an integer in [1, 16777216], got 'x'`) and exit status 2.
 long bench_flag_int(const char *flag, const char *v, long lo, long hi);
 
+// Numbers from a comma-separated list ("0,0.5,0.9"; with k_suffix also "8k,131072", k = x1024) into
+// v[0..max). Returns the count (>= 1), or -1 when the list is empty, an entry is not a number, or
+// there are more than max entries.
+int bench_parse_list(double *v, int max, const char *s, int k_suffix);
+
+#ifdef SEER_CUDA
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/tensor.h"
+
+// Fills n 16-bit elements of device memory dst with finite, varied values of dtype t (SEER_BF16 or
+// SEER_F16) in [-1, 1): slices of one 32 MB host pattern per dtype at random offsets (for timing
+// only). Dies with the CUDA error on failure.
+void bench_fill_device(uint16_t *dst, size_t n, SeerDType t);
+#endif
+
 // `seer bench select` (bench/bench_select.c): the gate selection step against the sparse decode
 // kernel it feeds.
 int bench_select_main(int argc, char **argv);

@@ -49,20 +49,8 @@ static void usage(FILE *f) {
 }
 
 static int parse_list(List *l, const char *s, int tokens) {
-    char *dup = xstrdup(s), *save = NULL;
-    l->n = 0;
-    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *end;
-        double x = strtod(t, &end);
-        if (tokens && (*end == 'k' || *end == 'K')) x *= 1024, end++;
-        if (end == t || *end || l->n == MAX_LIST) {
-            free(dup);
-            return -1;
-        }
-        l->v[l->n++] = x;
-    }
-    free(dup);
-    return l->n ? 0 : -1;
+    l->n = bench_parse_list(l->v, MAX_LIST, s, tokens);
+    return l->n < 0 ? -1 : 0;
 }
 
 static int parse_opts(Opts *o, int argc, char **argv) {
@@ -128,23 +116,6 @@ typedef struct {
 
 static uint32_t rng = 2025;
 static uint32_t rnext(void) { return rng = rng * 1664525u + 1013904223u; }
-static float frand(void) { return (float)(rnext() >> 8) / 8388608.0f - 1.0f; }
-
-// Fills n 16-bit elements of dst with random values of dtype t in [-1, 1): slices of a 32 MB
-// host pattern at random offsets (the values only need to be finite and varied for timing).
-static void fill_device(uint16_t *dst, size_t n, SeerDType t) {
-    static uint16_t *pat[3];
-    const size_t np = 16u << 20;
-    if (!pat[t]) {
-        pat[t] = xmalloc((np + 1024) * 2);
-        for (size_t i = 0; i < np + 1024; i++)
-            pat[t][i] = t == SEER_F16 ? f32_to_f16(frand()) : f32_to_bf16(frand());
-    }
-    for (size_t off = 0; off < n; off += np) {
-        size_t m = n - off < np ? n - off : np;
-        CUDA_OK(cudaMemcpy(dst + off, pat[t] + (rnext() % 1024), m * 2, cudaMemcpyHostToDevice));
-    }
-}
 
 static double copy_bandwidth(void) {  // read + write bytes per second of a 1 GiB D2D copy
     size_t n = (size_t)1 << 30;
@@ -283,7 +254,8 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         CUDA_OK(cudaMalloc((void **)&out, q_elems * 2));
         CUDA_OK(cudaMalloc((void **)&k, kv_elems * 2));
         CUDA_OK(cudaMalloc((void **)&v, kv_elems * 2));
-        fill_device(q, q_elems, dt), fill_device(k, kv_elems, dt), fill_device(v, kv_elems, dt);
+        bench_fill_device(q, q_elems, dt);
+        bench_fill_device(k, kv_elems, dt), bench_fill_device(v, kv_elems, dt);
         sets[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
         sets[i].o_part = o_part, sets[i].lse_part = lse, sets[i].sem = d_sem;
         sets[i].pdl = o->pdl;

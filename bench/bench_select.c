@@ -50,22 +50,15 @@ static void usage(FILE *f) {
             "  --json FILE      write every timing as JSON\n");
 }
 
-// Cache lengths from "32k,131072": each a whole number of tokens >= 64 (k = x1024).
+// Cache lengths from "32k,131072": each a whole number of tokens in [64, 2^28] (k = x1024).
 static int parse_caches(SelOpts *o, const char *s) {
-    char *dup = xstrdup(s), *save = NULL;
-    o->n_cache = 0;
-    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long x = strtol(t, &end, 10);
-        if (*end == 'k' || *end == 'K') x *= 1024, end++;
-        if (end == t || *end || x < 64 || x > (1L << 28) || o->n_cache == SEL_MAX_CACHES) {
-            free(dup);
-            return -1;
-        }
-        o->cache[o->n_cache++] = (int)x;
+    double v[SEL_MAX_CACHES];
+    o->n_cache = bench_parse_list(v, SEL_MAX_CACHES, s, 1);
+    for (int i = 0; i < o->n_cache; i++) {
+        if (v[i] != (int)v[i] || v[i] < 64 || v[i] > (1 << 28)) return -1;
+        o->cache[i] = (int)v[i];
     }
-    free(dup);
-    return o->n_cache ? 0 : -1;
+    return o->n_cache > 0 ? 0 : -1;
 }
 
 static void parse_opts(SelOpts *o, int argc, char **argv) {
@@ -106,24 +99,6 @@ int bench_select_main(int argc, char **argv) {
     return 1;
 }
 #else
-
-static uint32_t sel_rng = 4711;
-static uint32_t sel_next(void) { return sel_rng = sel_rng * 1664525u + 1013904223u; }
-
-// n random bf16 values in [-1, 1) at dst: slices of one 32 MB host pattern at random offsets.
-static void fill_bf16(uint16_t *dst, size_t n) {
-    static uint16_t *pat;
-    const size_t np = 16u << 20;
-    if (!pat) {
-        pat = xmalloc((np + 1024) * 2);
-        for (size_t i = 0; i < np + 1024; i++)
-            pat[i] = f32_to_bf16((float)(sel_next() >> 8) / 8388608.0f - 1.0f);
-    }
-    for (size_t off = 0; off < n; off += np) {
-        size_t m = n - off < np ? n - off : np;
-        CUDA_OK(cudaMemcpy(dst + off, pat + sel_next() % 1024, m * 2, cudaMemcpyHostToDevice));
-    }
-}
 
 static void *dev_alloc(size_t bytes) {
     void *p;
@@ -243,10 +218,11 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     b->n_set = b->n_set < 1 ? 1 : b->n_set > 64 ? 64 : b->n_set;
     for (int i = 0; i < b->n_set; i++) {
         b->kc[i] = dev_alloc(kc_elems * 2), b->idx[i] = dev_alloc(n_list * 4);
-        fill_bf16(b->kc[i], kc_elems);
+        bench_fill_device(b->kc[i], kc_elems, SEER_BF16);
     }
     b->q_nope = dev_alloc(q_elems * 2), b->wq = dev_alloc((size_t)HKV * G * HD * DG * 2);
-    fill_bf16(b->q_nope, q_elems), fill_bf16(b->wq, (size_t)HKV * G * HD * DG);
+    bench_fill_device(b->q_nope, q_elems, SEER_BF16);
+    bench_fill_device(b->wq, (size_t)HKV * G * HD * DG, SEER_BF16);
     b->qnorm = dev_alloc(DG * sizeof(float));
     b->len = dev_alloc(B * sizeof(int32_t));
     float *ones = xmalloc(DG * sizeof(float));
@@ -257,7 +233,8 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     CUDA_OK(cudaMemcpy(b->len, len, B * sizeof(int32_t), cudaMemcpyHostToDevice));
     uint16_t *q = dev_alloc(q_elems * 2), *out = dev_alloc(q_elems * 2);
     uint16_t *k = dev_alloc(kv_elems * 2), *v = dev_alloc(kv_elems * 2);
-    fill_bf16(q, q_elems), fill_bf16(k, kv_elems), fill_bf16(v, kv_elems);
+    bench_fill_device(q, q_elems, SEER_BF16);
+    bench_fill_device(k, kv_elems, SEER_BF16), bench_fill_device(v, kv_elems, SEER_BF16);
     b->dec = decode_params_contiguous(q, k, v, out, b->len, b->idx[0], B, SEL_HEADS, HKV, HD, T,
                                       b->c.max_sel, SEER_BF16);
     b->dec.n_split = decode_pick_splits_cuda(B, HKV, b->c.max_sel, SEER_BF16);

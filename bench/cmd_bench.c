@@ -20,7 +20,7 @@ static const BenchCommand benches[] = {
     {"forward", bench_forward_main, "prefill attention + gate target kernel (and forward) vs torch SDPA"},
     {"load", bench_load_main, "checkpoint load (mmap + touch) vs read() of the same bytes, cold and warm"},
     {"gate", bench_gate_main, "one layer's gate step (forward, KL, backward) and scores on the GPU"},
-    {"decode", bench_decode_main, "dense and block-sparse decode kernels + selection vs copy bandwidth and torch SDPA"},
+    {"decode", bench_decode_main, "dense and block-sparse decode kernels vs copy bandwidth and torch SDPA"},
     {"select", bench_select_main, "gate selection vs the 90%-sparse decode kernel it feeds, alone and back to back (PDL)"},
     {"tokenize", bench_tokenize_main, "single-thread tokenizer MB/s (compare: bench/tokenize_hf.py)"},
     {"train", bench_train_main, "the GPU training step (forward + target + gate + AdamW): tokens/s, time shares, memory"},
@@ -34,6 +34,23 @@ long bench_flag_int(const char *flag, const char *v, long lo, long hi) {
         exit(2);
     }
     return x;
+}
+
+int bench_parse_list(double *v, int max, const char *s, int k_suffix) {
+    char *dup = xstrdup(s), *save = NULL;
+    int n = 0;
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double x = strtod(t, &end);
+        if (k_suffix && (*end == 'k' || *end == 'K')) x *= 1024, end++;
+        if (end == t || *end || n == max) {
+            n = 0;
+            break;
+        }
+        v[n++] = x;
+    }
+    free(dup);
+    return n ? n : -1;
 }
 
 static void bench_usage(FILE *f) {

@@ -55,9 +55,20 @@ static void test_flag_int(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flag_int_status(bad[i], 1, 100, 0) == 2);
 }
 
+static void test_parse_list(void) {
+    double v[3];
+    CHECK(bench_parse_list(v, 3, "0,0.5,0.9", 0) == 3 && v[0] == 0 && v[1] == 0.5 && v[2] == 0.9);
+    CHECK(bench_parse_list(v, 3, "8k,131072", 1) == 2 && v[0] == 8192 && v[1] == 131072);
+    CHECK(bench_parse_list(v, 3, "8k", 0) == -1);         // k only where lengths are parsed
+    CHECK(bench_parse_list(v, 3, "1,2,3,4", 0) == -1);    // more than max
+    const char *bad[] = {"", ",", "abc", "1,x", "2kk"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(bench_parse_list(v, 3, bad[i], 1) == -1);
+}
+
 int main(void) {
     RUN(test_make_docs_repeats_and_cuts);
     RUN(test_make_docs_refusals);
     RUN(test_flag_int);
+    RUN(test_parse_list);
     return test_summary();
 }
