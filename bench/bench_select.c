@@ -112,7 +112,7 @@ typedef struct {
     int n_set, T;
     uint16_t *kc[64], *q_nope, *wq;
     int32_t *idx[64], *len;
-    float *qnorm;
+    float *qnorm, *qproj;  // [DG], [B, HKV, DG] the selection's workspace
     DecodeParams dec;  // block_idx and pdl set per call
 } Bench;
 
@@ -126,7 +126,7 @@ typedef struct {
 
 static void select_call(Bench *b, int set, cudaStream_t st) {
     SeerErr err;
-    if (select_gate_cuda(b->idx[set], b->q_nope, b->kc[set], b->len, b->wq, b->qnorm, SEER_BF16,
+    if (select_gate_cuda(b->idx[set], b->qproj, b->q_nope, b->kc[set], b->len, b->wq, b->qnorm, SEER_BF16,
                          &b->c, st, &err))
         seer_die("%s", err.msg);
 }
@@ -224,6 +224,7 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     bench_fill_device(b->q_nope, q_elems, SEER_BF16);
     bench_fill_device(b->wq, (size_t)HKV * G * HD * DG, SEER_BF16);
     b->qnorm = dev_alloc(DG * sizeof(float));
+    b->qproj = dev_alloc((size_t)B * HKV * DG * sizeof(float));
     b->len = dev_alloc(B * sizeof(int32_t));
     float *ones = xmalloc(DG * sizeof(float));
     int32_t *len = xmalloc(B * sizeof(int32_t)), *lists = xmalloc(n_list * 4);
@@ -253,7 +254,7 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
 
 static void bench_free(Bench *b) {
     for (int i = 0; i < b->n_set; i++) cudaFree(b->kc[i]), cudaFree(b->idx[i]);
-    cudaFree(b->q_nope), cudaFree(b->wq), cudaFree(b->qnorm), cudaFree(b->len);
+    cudaFree(b->q_nope), cudaFree(b->wq), cudaFree(b->qnorm), cudaFree(b->qproj), cudaFree(b->len);
     cudaFree((void *)b->dec.q), cudaFree(b->dec.out), cudaFree((void *)b->dec.k), cudaFree((void *)b->dec.v);
     cudaFree(b->dec.o_part), cudaFree(b->dec.lse_part), cudaFree(b->dec.sem);
 }

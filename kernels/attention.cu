@@ -655,15 +655,31 @@ static int64_t attn_n_work(const int *doc_lens, int n_docs, int HKV, int tile) {
     return n * HKV;
 }
 
+// The plan's workspace: the work list (rounded to 256 B), then, with the target, the scratch of
+// two slots per resident CTA.
+typedef struct {
+    int64_t n_work;     // work items
+    int slots;          // resident CTAs (one per SM)
+    size_t work_bytes;  // offset of the scratch
+    size_t bytes;       // whole workspace
+} AttnLayout;
+
+static int attn_plan_layout(AttnLayout *l, const int *doc_lens, int n_docs, int T, int H, int HKV, int HD,
+                            int NB, int with_target, SeerErr *err) {
+    if (attn_check_shape(doc_lens, n_docs, T, H, HKV, HD, NB, err)) return -1;
+    l->slots = attn_slots(HD, err);
+    if (l->slots < 0) return -1;
+    l->n_work = attn_n_work(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
+    l->work_bytes = ((size_t)l->n_work * sizeof(int4) + 255) / 256 * 256;
+    l->bytes = l->work_bytes + (with_target ? (size_t)l->slots * 2 * ATT_BM * NB * sizeof(float) : 0);
+    return 0;
+}
+
 int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, int T, int H, int HKV,
                               int HD, int NB, int with_target, SeerErr *err) {
-    if (attn_check_shape(doc_lens, n_docs, T, H, HKV, HD, NB, err)) return -1;
-    int slots = attn_slots(HD, err);
-    if (slots < 0) return -1;
-    int64_t nw = attn_n_work(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
-    size_t b = ((size_t)nw * sizeof(int4) + 255) / 256 * 256;
-    if (with_target) b += (size_t)slots * 2 * ATT_BM * NB * sizeof(float);
-    *bytes = b;
+    AttnLayout l;
+    if (attn_plan_layout(&l, doc_lens, n_docs, T, H, HKV, HD, NB, with_target, err)) return -1;
+    *bytes = l.bytes;
     return 0;
 }
 
@@ -677,13 +693,12 @@ static int cmp_work_desc(const void *a, const void *b) {
 int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, const int *doc_lens,
                              int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
                              cudaStream_t stream, SeerErr *err) {
-    size_t need;
-    if (attention_cuda_plan_bytes(&need, doc_lens, n_docs, T, H, HKV, HD, NB, with_target, err)) return -1;
-    if (bytes < need)
-        return seer_fail(err, "attention.cu: workspace of %zu bytes < %zu planned", bytes, need);
-    int G = H / HKV, tile = ATT_BM / G, slots = attn_slots(HD, err);
-    if (slots < 0) return -1;
-    int64_t nw = attn_n_work(doc_lens, n_docs, HKV, tile);
+    AttnLayout l;
+    if (attn_plan_layout(&l, doc_lens, n_docs, T, H, HKV, HD, NB, with_target, err)) return -1;
+    if (bytes < l.bytes)
+        return seer_fail(err, "attention.cu: workspace of %zu bytes < %zu planned", bytes, l.bytes);
+    const int64_t nw = l.n_work;
+    const int tile = ATT_BM / (H / HKV);
     int4 *work = (int4 *)xmalloc((size_t)nw * sizeof(int4));  // [nw] host copy, heaviest first
     int64_t i = 0;
     for (int d = 0, d0 = 0; d < n_docs; d0 += doc_lens[d], d++)
@@ -693,9 +708,8 @@ int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, co
                 work[i++] = make_int4(d0 + s, d0, doc_lens[d], g * 256 + nq);
             }
     qsort(work, (size_t)nw, sizeof(int4), cmp_work_desc);
-    *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, slots, with_target, workspace, NULL};
-    size_t wbytes = ((size_t)nw * sizeof(int4) + 255) / 256 * 256;
-    if (with_target) pl->scratch = (float *)((char *)workspace + wbytes);
+    *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, l.slots, with_target, workspace, NULL};
+    if (with_target) pl->scratch = (float *)((char *)workspace + l.work_bytes);
     cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(int4), cudaMemcpyHostToDevice, stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(stream);  // the host copy is freed next
     free(work);

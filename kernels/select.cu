@@ -798,22 +798,12 @@ extern "C" int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int
     return launched("kcomp_update_kernel", err);
 }
 
-extern "C" int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kcomp,
+extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, const void *kcomp,
                                 const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                                 SeerDType dtype, const SelectConfig *c, void *stream,
                                 SeerErr *err) {
     if (check_shapes(c, dtype, err)) return -1;
-    // the projected queries [B, HKV, 128] fp32 between the two kernels: one buffer per process,
-    // grown when a larger batch comes (outside stream capture: cudaMalloc / cudaFree)
-    static float *qproj;
-    static size_t qproj_bytes;
-    const size_t need = (size_t)c->B * c->HKV * kDG * sizeof(float);
-    if (need > qproj_bytes) {
-        cudaFree(qproj);
-        qproj_bytes = 0;
-        CUDA_TRY(cudaMalloc((void **)&qproj, need));
-        qproj_bytes = need;
-    }
+    float *qproj = ws;  // [B, HKV, DG] the projected queries, from the first kernel to the second
     static int attr_done = 0;
     const int proj_smem = proj_smem_bytes(kMaxG), sel_smem = (int)sizeof(GateSmem);
     if (!attr_done) {

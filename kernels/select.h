@@ -108,10 +108,9 @@ int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block
 // starts reading the K-compression cache while the projection runs). The selection kernel
 // executes griddepcontrol.launch_dependents early, so a following kernel launched with
 // programmatic dependent launch (DecodeParams.pdl) starts as soon as SMs free up; it must
-// griddepcontrol.wait before reading idx. The projected queries live in a device buffer owned by
-// this function (B * HKV * 512 bytes, allocated on first use and when B * HKV grows: make that
-// first call outside stream capture).
-int select_gate_cuda(int32_t *idx, const void *q_nope, const void *kcomp,
+// griddepcontrol.wait before reading idx. ws: [B, HKV, DG] fp32 workspace holding the projected
+// queries between the two launches (allocated by the caller, like the oracle's).
+int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, const void *kcomp,
                      const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                      SeerDType dtype, const SelectConfig *c, void *stream, SeerErr *err);
 // ws: [B, HKV, G, nb_max, 2] fp32 workspace (per-block max logit and sum of exp).

@@ -98,9 +98,10 @@ static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int bud
     select_gate_cpu(idx, probs, q, kc, len, wq, qn, &c);
     void *d_q = to_dev(q_b, 2 * nq), *d_kc = to_dev(kc_b, 2 * nkc), *d_wq = to_dev(wq_b, 2 * nw);
     void *d_qn = to_dev(qn, 4 * DG), *d_len = to_dev(len, 4 * B), *d_idx = to_dev(NULL, 4 * n_idx);
+    void *d_ws = to_dev(NULL, 4 * (int64_t)B * HKV * DG);  // [B, HKV, DG] projected queries
     CUDA_OK(cudaMemset(d_idx, 0x7f, 4 * n_idx));  // poison: every entry must be written
     SeerErr err;
-    if (select_gate_cuda(d_idx, d_q, d_kc, d_len, d_wq, d_qn, t, &c, NULL, &err)) seer_die("%s", err.msg);
+    if (select_gate_cuda(d_idx, d_ws, d_q, d_kc, d_len, d_wq, d_qn, t, &c, NULL, &err)) seer_die("%s", err.msg);
     sync_or_die("gate select");
     cudaMemcpy(gidx, d_idx, 4 * n_idx, cudaMemcpyDeviceToHost);
     int bad = 0, exact = 0;
@@ -116,6 +117,7 @@ static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int bud
     CHECK(bad == 0);
     if (distinct) CHECK(exact == B * HKV);
     cudaFree(d_q), cudaFree(d_kc), cudaFree(d_wq), cudaFree(d_qn), cudaFree(d_len), cudaFree(d_idx);
+    cudaFree(d_ws);
     free(q_b), free(kc_b), free(wq_b), free(q), free(kc), free(wq), free(qn), free(probs), free(idx), free(gidx);
 }
 
