@@ -22,3 +22,12 @@
         if (e_ != cudaSuccess)                                                                \
             seer_die("%s:%d: %s: %s", __FILE__, __LINE__, #call, cudaGetErrorString(e_));    \
     } while (0)
+
+// The current device as one bit (devices 0..63; 0 when it cannot be told), for setup that the
+// runtime applies per device, such as cudaFuncSetAttribute:
+//   static uint64_t done;  const uint64_t dev = cuda_device_bit();
+//   if (!(done & dev)) { ...set up...; done |= dev; }
+static inline uint64_t cuda_device_bit(void) {
+    int d = 0;
+    return cudaGetDevice(&d) == cudaSuccess && d >= 0 && d < 64 ? 1ull << d : 0;
+}

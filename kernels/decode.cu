@@ -16,6 +16,7 @@
 #include <math.h>
 
 extern "C" {
+#include "common/cuda_check.h"
 #include "kernels/decode.h"
 }
 
@@ -386,9 +387,11 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     merge_and_store<BF16>(p, st, smem, b, kvh, split, G, warp, lane, tid);
 }
 
+// The kernels' shared-memory limit, set once per device.
 int set_smem_once(SeerErr *err) {
-    static int done = 0;
-    if (done) return 0;
+    static uint64_t done;
+    const uint64_t dev = cuda_device_bit();
+    if (done & dev) return 0;
     cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<true>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
     if (e == cudaSuccess)
@@ -396,7 +399,7 @@ int set_smem_once(SeerErr *err) {
                                  cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
     if (e != cudaSuccess)
         return seer_fail(err, "decode.cu: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
-    done = 1;
+    done |= dev;
     return 0;
 }
 

@@ -22,9 +22,9 @@
 #include <math.h>
 
 extern "C" {
-#include "kernels/reduce.cuh"
 #include "kernels/select.h"
 }
+#include "kernels/reduce.cuh"
 #include "common/cuda_check.h"
 
 namespace {
@@ -804,14 +804,15 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
                                 SeerErr *err) {
     if (check_shapes(c, dtype, err)) return -1;
     float *qproj = ws;  // [B, HKV, DG] the projected queries, from the first kernel to the second
-    static int attr_done = 0;
+    static uint64_t attr_done;  // per device: the attributes apply to the current one only
+    const uint64_t dev = cuda_device_bit();
     const int proj_smem = proj_smem_bytes(kMaxG), sel_smem = (int)sizeof(GateSmem);
-    if (!attr_done) {
+    if (!(attr_done & dev)) {
         CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj_smem));
         CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj_smem));
         CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
         CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, sel_smem));
-        attr_done = 1;
+        attr_done |= dev;
     }
     cudaStream_t s = (cudaStream_t)stream;
     dim3 pgrid(kDG / kProjCols, c->HKV, ceil_div(c->B, kProjSeqs));

@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/reduce.cuh"
 extern "C" {
 #include "common/cuda_check.h"
-#include "kernels/reduce.cuh"
 #include "train/gate.h"
 #include "train/gate_loss.h"
 }
