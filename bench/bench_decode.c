@@ -28,7 +28,7 @@ typedef struct {
     List batch, cache, sparsity;
     int dtypes[2], n_dtypes;  // SeerDType values
     const char *csv, *json, *sdpa;
-    int iters, pdl;
+    int iters, pdl, splits;  // splits: 0 = the launcher's heuristic
 } Opts;
 
 static void usage(FILE *f) {
@@ -44,6 +44,7 @@ static void usage(FILE *f) {
             "  --iters N        timed calls per point (default 30)\n"
             "  --pdl 0|1        launch every decode call with programmatic dependent launch, so each\n"
             "                   call's start overlaps the previous call's tail (default 0)\n"
+            "  --splits N       splits per (sequence, KV head) instead of the heuristic's (1-64)\n"
             "  --csv FILE       write the table as CSV\n"
             "  --json FILE      write the table and copy bandwidth as JSON\n");
 }
@@ -61,6 +62,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
     o->csv = o->json = o->sdpa = NULL;
     o->iters = 30;
     o->pdl = 0;
+    o->splits = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -83,6 +85,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--sdpa")) o->sdpa = v;
         else if (!strcmp(a, "--iters")) o->iters = (int)bench_flag_int(a, v, 1, 1000000);
         else if (!strcmp(a, "--pdl")) o->pdl = (int)bench_flag_int(a, v, 0, 1);
+        else if (!strcmp(a, "--splits")) o->splits = (int)bench_flag_int(a, v, 1, 64);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }
@@ -266,7 +269,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         double sp = o->sparsity.v[si];
         int n_sel = sp > 0 ? (int)lround(nb * (1.0 - sp)) : nb;
         if (n_sel < 1) n_sel = 1;
-        int S = decode_pick_splits_cuda(B, HKV, n_sel, dt);
+        int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel, dt);
         for (int i = 0; i < n_buf; i++) {
             sets[i].n_split = S;
             sets[i].block_idx = sp > 0 ? d_idx : NULL;
