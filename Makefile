@@ -1,5 +1,6 @@
 # seer: one binary with subcommands. `make` builds it (with the CUDA kernels when nvcc is found),
 # `make test` runs the CPU test suite, `make test-gpu` the GPU-vs-CPU tests (needs a GPU),
+# `make sanitize-gpu` the same tests under compute-sanitizer (memcheck; racecheck/synccheck on decode/select),
 # `make setup` installs the Debian packages the build needs (idempotent; every build runs it once).
 
 BUILD ?= build
@@ -34,7 +35,7 @@ endif
 TESTS     := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 GPU_TESTS := $(if $(NVCC),$(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu/%,$(wildcard tests/gpu/test_*.c)))
 
-.PHONY: all test test-gpu setup clean demo
+.PHONY: all test test-gpu sanitize-gpu setup clean demo
 all: $(BUILD)/seer $(TESTS) $(GPU_TESTS)
 
 $(BUILD)/seer: seer.c $(BUILD)/libseer.a
@@ -67,6 +68,9 @@ test: $(BUILD)/seer $(TESTS)
 
 test-gpu: $(BUILD)/seer $(GPU_TESTS)
 	@tests/run.sh $(GPU_TESTS)
+
+sanitize-gpu: $(GPU_TESTS)
+	@tests/sanitize_gpu.sh $(GPU_TESTS)
 
 demo: $(BUILD)/seer
 	$(BUILD)/seer demo

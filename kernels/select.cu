@@ -485,14 +485,19 @@ __device__ void issue_rows(GateSmem &sm, const uint16_t *kc, int row0, int n) {
 }
 
 // sm.qg = RoPE(rmsnorm(qp) * qnorm, pos), qp [128] the projected query (global); thread i < 64
-// owns the pair (i, i + 64) and holds its qnorm weights in (w0, w1).
+// owns the pair (i, i + 64) and holds its qnorm weights in (w0, w1). Called by every thread: two
+// block barriers (a named barrier over the 64 working threads instead of the first one made
+// compute-sanitizer's racecheck report hazards all through the kernel).
 __device__ void finish_query(GateSmem &sm, const float *qp, float w0, float w1, int pos, const RopeInv &inv) {
     const int tid = threadIdx.x;
+    float a = 0.f, b = 0.f;
     if (tid < kDG / 2) {
-        float a = qp[tid], b = qp[tid + kDG / 2];
+        a = qp[tid], b = qp[tid + kDG / 2];
         const float ss = warp_sum(a * a + b * b);
         if (tid % 32 == 0) sm.sel.red[tid / 32] = ss;
-        asm volatile("bar.sync 1, 64;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (tid < kDG / 2) {
         const float r = rsqrtf((sm.sel.red[0] + sm.sel.red[1]) / kDG + 1e-6f);
         a = a * r * w0, b = b * r * w1;
         rope_pair(a, b, pos, inv.v[tid]);
