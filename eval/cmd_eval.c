@@ -17,6 +17,7 @@
 #include "data/tokenizer.h"
 #include "eval/engine.h"
 #include "eval/grade.h"
+#include "eval/sample_log.h"
 
 #define EVAL_MATH_SUFFIX "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -50,7 +51,10 @@ static void eval_usage(FILE *f) {
             "  --seed S            sampling seed (0)\n"
             "  --suffix TEXT       text appended to \"problem\" rows (the math instruction)\n"
             "  --no-suffix         append nothing\n"
-            "  --out FILE.json     write every number and every output as JSON\n"
+            "  --out FILE.json     write every number and every output as JSON; each graded sample\n"
+            "                      also goes at once to FILE.samples.jsonl, and a rerun with the\n"
+            "                      same settings reuses those samples (resume after a crash, or\n"
+            "                      a larger --limit)\n"
             "  --threads N         CPU threads (all cores)\n");
 }
 
@@ -313,15 +317,17 @@ static void sample_grade(Sample *s, const Problem *p, const Tokenizer *tok, cons
 typedef struct {
     int n_prob, n_samples, L;
     Sample *s;          // [n_prob, n_samples]
-    double *sparsity;   // [L]
+    double *sel, *valid;  // [L] selected and valid blocks over every sample (resumed ones too)
+    double *sparsity;   // [L] from sel and valid
     double overall;     // sparsity over every layer
     Timing tm;
     double elapsed;
+    int n_resumed;      // samples taken from the sample log
 } EvalReport;
 
 static void report_free(EvalReport *r) {
     for (int i = 0; r->s && i < r->n_prob * r->n_samples; i++) free(r->s[i].output), free(r->s[i].pred);
-    free(r->s), free(r->sparsity);
+    free(r->s), free(r->sel), free(r->valid), free(r->sparsity);
 }
 
 typedef struct {
@@ -365,7 +371,9 @@ static void report_print(const EvalReport *r, const EvalArgs *a) {
            (long long)r->tm.n_prefill, r->tm.t_prefill);
     printf("  decode           %.1f tokens/s (%lld steps, %.1f s)\n", rate(r->tm.n_decode, r->tm.t_decode),
            (long long)r->tm.n_decode, r->tm.t_decode);
-    printf("  elapsed          %.1f s on %d thread(s)\n", r->elapsed, omp_get_max_threads());
+    printf("  elapsed          %.1f s on %d thread(s)", r->elapsed, omp_get_max_threads());
+    if (r->n_resumed) printf("; %d sample(s) taken from the sample log", r->n_resumed);
+    printf("\n");
 }
 
 static json_t *report_samples_json(const EvalReport *r, const Problem *ps) {
@@ -460,26 +468,75 @@ static void inputs_free(EvalInputs *in) {
     tokenizer_free(in->tok);
 }
 
-// Generates and grades every sample of every problem into r.
-static int eval_loop(Engine *e, const EvalInputs *in, const EvalArgs *a, EvalReport *r, SeerErr *err) {
+// The settings that decide every sample: the sample log's first line (not --limit or --threads).
+static json_t *eval_settings(const EvalArgs *a) {
+    json_t *gates = a->gates && a->pol.method == ENGINE_GATE ? json_string(a->gates) : json_null();
+    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:b, s:I, s:I, s:f, s:f, s:I, s:I, s:s}", "model",
+                     a->model, "data", a->data, "method", engine_method_name(a->pol.method), "gates", gates,
+                     "budget", a->pol.budget, "threshold", (double)a->pol.threshold, "dense_layers",
+                     a->pol.dense_layers, "rope_last", a->pol.rope_last, "samples", (json_int_t)a->samples,
+                     "max_new", (json_int_t)a->max_new, "temperature", a->temperature, "top_p", a->top_p,
+                     "top_k", (json_int_t)a->top_k, "seed", (json_int_t)a->seed, "suffix", a->suffix);
+}
+
+// Sample i from the log into r: its grade, its block counts and its timing.
+static void sample_restore(EvalReport *r, int i, const LoggedSample *d) {
+    Sample *s = &r->s[i];
+    s->output = xstrdup(d->output), s->pred = d->pred ? xstrdup(d->pred) : NULL;
+    s->correct = d->correct, s->n_gen = d->n_gen, s->line_acc = d->line_acc;
+    for (int l = 0; l < r->L; l++) r->sel[l] += d->sel[l], r->valid[l] += d->valid[l];
+    r->tm.t_prefill += d->t_prefill, r->tm.t_decode += d->t_decode;
+    r->tm.n_prefill += d->n_prefill, r->tm.n_decode += d->n_decode;
+    r->n_resumed++;
+}
+
+// Appends sample i, just generated, to the log: counts and timing are the differences between
+// before (sel0, valid0, tm0) and now.
+static int sample_record(SampleLog *lg, const Engine *e, const EvalReport *r, int i, const char *id,
+                         const double *sel0, const double *valid0, const Timing *tm0, SeerErr *err) {
+    const Sample *s = &r->s[i];
+    LoggedSample d = {i, (char *)id, s->output, s->pred, s->correct, s->n_gen, s->line_acc,
+                      xmalloc(sizeof(double) * (size_t)r->L), xmalloc(sizeof(double) * (size_t)r->L),
+                      r->tm.t_prefill - tm0->t_prefill, r->tm.t_decode - tm0->t_decode,
+                      r->tm.n_prefill - tm0->n_prefill, r->tm.n_decode - tm0->n_decode};
+    engine_block_counts(e, d.sel, d.valid);
+    for (int l = 0; l < r->L; l++) d.sel[l] -= sel0[l], d.valid[l] -= valid0[l];
+    int rc = sample_log_append(lg, &d, err);
+    free(d.sel), free(d.valid);
+    return rc;
+}
+
+// Generates and grades every sample of every problem into r, taking those the log (if any)
+// already holds and logging the others as they finish.
+static int eval_loop(Engine *e, const EvalInputs *in, const EvalArgs *a, SampleLog *lg, EvalReport *r,
+                     SeerErr *err) {
     const ModelConfig *c = &in->m.cfg;
     StopSet stop = stop_set(in->tok, c);
     int *gen = xmalloc(sizeof(int) * (size_t)a->max_new);
     float *logits = xmalloc(sizeof(float) * (size_t)c->V);
+    double *sel0 = xmalloc(sizeof(double) * (size_t)r->L), *valid0 = xmalloc(sizeof(double) * (size_t)r->L);
     Progress pg;
     progress_start(&pg, "eval", (int64_t)r->n_prob * r->n_samples, "samples");
     int rc = 0;
     for (int i = 0; i < r->n_prob * r->n_samples && rc == 0; i++) {
-        Sampler sm = {(float)a->temperature, (float)a->top_p, (int)a->top_k,
-                      a->seed * 0x9e3779b97f4a7c15ull + (uint64_t)i};
         const Problem *p = &in->ps[i / r->n_samples];
-        int n;
-        rc = generate(e, p, &sm, &stop, (int)a->max_new, c->V, gen, &n, logits, &r->tm, err);
-        if (rc == 0) sample_grade(&r->s[i], p, in->tok, gen, n);
+        const LoggedSample *done = lg ? sample_log_find(lg, i, p->id) : NULL;
+        if (done) {
+            sample_restore(r, i, done);
+        } else {
+            Sampler sm = {(float)a->temperature, (float)a->top_p, (int)a->top_k,
+                          a->seed * 0x9e3779b97f4a7c15ull + (uint64_t)i};
+            Timing tm0 = r->tm;
+            engine_block_counts(e, sel0, valid0);
+            int n;
+            rc = generate(e, p, &sm, &stop, (int)a->max_new, c->V, gen, &n, logits, &r->tm, err);
+            if (rc == 0) sample_grade(&r->s[i], p, in->tok, gen, n);
+            if (rc == 0 && lg) rc = sample_record(lg, e, r, i, p->id, sel0, valid0, &tm0, err);
+        }
         progress_update(&pg, i + 1);
     }
     progress_finish(&pg);
-    free(gen), free(logits);
+    free(gen), free(logits), free(sel0), free(valid0);
     return rc;
 }
 
@@ -495,19 +552,31 @@ static int eval_run(const EvalArgs *a, SeerErr *err) {
     Tmax += (int)a->max_new;
     Engine *e = NULL;
     EvalReport r = {.n_prob = in.n_prob, .n_samples = (int)a->samples, .L = in.m.cfg.L};
+    r.s = xcalloc((size_t)r.n_prob * r.n_samples, sizeof(Sample));
+    r.sel = xcalloc((size_t)r.L, sizeof(double)), r.valid = xcalloc((size_t)r.L, sizeof(double));
+    r.sparsity = xcalloc((size_t)r.L, sizeof(double));
+    SampleLog lg = {0};
     int rc = engine_create(&e, &in.m, in.gates, in.gates_L, in.gs, a->pol, Tmax, err);
-    if (rc == 0) {
-        r.s = xcalloc((size_t)r.n_prob * r.n_samples, sizeof(Sample));
-        r.sparsity = xcalloc((size_t)r.L, sizeof(double));
-        rc = eval_loop(e, &in, a, &r, err);
+    if (rc == 0 && a->out) {
+        json_t *settings = eval_settings(a);
+        rc = sample_log_open(&lg, a->out, settings, r.L, err);
+        json_decref(settings);
+        if (rc == 0 && lg.n_done)
+            fprintf(stderr, "seer: eval: %s holds %d finished sample(s) of these settings; they are reused\n",
+                    lg.path, lg.n_done);
     }
+    if (rc == 0) rc = eval_loop(e, &in, a, a->out ? &lg : NULL, &r, err);
     if (rc == 0) {
-        engine_sparsity(e, r.sparsity);
-        r.overall = engine_sparsity_overall(e);
+        double *sel = xmalloc(sizeof(double) * (size_t)r.L), *valid = xmalloc(sizeof(double) * (size_t)r.L);
+        engine_block_counts(e, sel, valid);  // the samples generated by this run
+        for (int l = 0; l < r.L; l++) r.sel[l] += sel[l], r.valid[l] += valid[l];
+        free(sel), free(valid);
+        r.overall = engine_sparsity_from(r.sel, r.valid, r.L, r.sparsity);
         r.elapsed = seer_now() - t0;
         report_print(&r, a);
         if (a->out) rc = report_write(&r, a, in.ps, err);
     }
+    sample_log_close(&lg);
     report_free(&r);
     engine_free(e);
     inputs_free(&in);

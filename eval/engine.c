@@ -406,15 +406,26 @@ const int32_t *engine_block_lists(const Engine *e, int l, int *nb_cap) {
     return e->lists + (size_t)l * e->m->cfg.H * e->NB;
 }
 
+double engine_sparsity_from(const double *sel, const double *valid, int L, double *per_layer) {
+    double s = 0, v = 0;
+    for (int l = 0; l < L; l++) {
+        if (per_layer) per_layer[l] = valid[l] > 0 ? 1.0 - sel[l] / valid[l] : 0.0;
+        s += sel[l], v += valid[l];
+    }
+    return v > 0 ? 1.0 - s / v : 0.0;
+}
+
 void engine_sparsity(const Engine *e, double *sparsity) {
-    for (int l = 0; l < e->m->cfg.L; l++)
-        sparsity[l] = e->valid[l] > 0 ? 1.0 - e->sel[l] / e->valid[l] : 0.0;
+    engine_sparsity_from(e->sel, e->valid, e->m->cfg.L, sparsity);
 }
 
 double engine_sparsity_overall(const Engine *e) {
-    double s = 0, v = 0;
-    for (int l = 0; l < e->m->cfg.L; l++) s += e->sel[l], v += e->valid[l];
-    return v > 0 ? 1.0 - s / v : 0.0;
+    return engine_sparsity_from(e->sel, e->valid, e->m->cfg.L, NULL);
+}
+
+void engine_block_counts(const Engine *e, double *sel, double *valid) {
+    memcpy(sel, e->sel, sizeof(double) * e->m->cfg.L);
+    memcpy(valid, e->valid, sizeof(double) * e->m->cfg.L);
 }
 
 void engine_reset_stats(Engine *e) {

@@ -79,6 +79,11 @@ const int32_t *engine_block_lists(const Engine *e, int l, int *nb_cap);
 void engine_sparsity(const Engine *e, double *sparsity);
 // Overall sparsity: selected over valid blocks summed over every layer.
 double engine_sparsity_overall(const Engine *e);
+// The counters behind both: sel, valid [L] selected and valid blocks summed so far.
+void engine_block_counts(const Engine *e, double *sel, double *valid);
+// Sparsity from such counters: per_layer [L] = 1 - sel / valid (0 where valid is 0); returns the
+// overall figure, 1 - sum(sel) / sum(valid).
+double engine_sparsity_from(const double *sel, const double *valid, int L, double *per_layer);
 // Clears the sparsity counters.
 void engine_reset_stats(Engine *e);
 

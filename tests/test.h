@@ -6,9 +6,13 @@
 // Every RUN prints "ok - name" or "FAIL - name" with the failing checks; test_summary prints
 // "# passed N failed M" (tests/run.sh adds these up) and returns non-zero on any failure.
 #pragma once
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int test_passed_, test_failed_, test_checks_failed_;
 
@@ -84,4 +88,56 @@ static inline int test_tmpdir_remove(void) {
     if (system(cmd) == 0) return 0;
     fprintf(stderr, "could not remove %s\n", test_tmpdir);
     return -1;
+}
+
+// ---------------------------------------------------------------- running the seer binary
+
+// buf = BUILD/seer for a test binary at BUILD/tests/<name> (argv0). Prints a FAIL line and
+// returns -1 when it is not built.
+static inline int test_find_seer(char *buf, size_t n, const char *argv0) {
+    const char *slash = strrchr(argv0, '/');
+    int dir = slash ? (int)(slash - argv0) : 1;
+    snprintf(buf, n, "%.*s/../seer", dir, slash ? argv0 : ".");
+    if (access(buf, X_OK) == 0) return 0;
+    printf("FAIL - %s not built\n", buf);
+    return -1;
+}
+
+// Starts argv[0] with argv (NULL-terminated), its stdout and stderr appended to the file log;
+// returns the child's pid.
+static inline pid_t test_spawn(const char *const *argv, const char *log) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1), dup2(fd, 2);
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+// Waits for pid: its exit status, or 128 + the signal that ended it.
+static inline int test_wait(pid_t pid) {
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// 1 when the first 64 KB of the file at path contain needle.
+static inline int test_file_has(const char *path, const char *needle) {
+    static char buf[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+// Number of newline-terminated lines in the file at path, -1 when it cannot be read.
+static inline int test_count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    if (!f) return -1;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
 }

@@ -5,7 +5,6 @@
 // changed flag are refused with clear messages, and a run folder with a checkpoint is not
 // overwritten without --resume. Runs the real binary: BUILD/seer beside BUILD/tests/.
 #include <fcntl.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +60,8 @@ static void write_shard(const char *path) {
 // Starts `seer train` on run folder `out` (with --resume when resume), output to out.log.
 static pid_t start_train(const char *out, int resume, const char *extra_flag, const char *extra_val,
                          const char *model) {
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    char log[600];
+    char log[600], steps[16];
     snprintf(log, sizeof log, "%s.log", out);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 1), dup2(fd, 2);
-    char steps[16];
     snprintf(steps, sizeof steps, "%d", STEPS);
     const char *argv[32] = {seer_bin, "train", "--model", model, "--data", test_tmp_path("tokens.h5"),
                             "--out", out, "--max-steps", steps, "--chunks-per-step", "2",
@@ -77,29 +71,17 @@ static pid_t start_train(const char *out, int resume, const char *extra_flag, co
     if (resume) argv[n++] = "--resume";
     if (extra_flag) argv[n++] = extra_flag, argv[n++] = extra_val;
     argv[n] = NULL;
-    execv(seer_bin, (char **)argv);
-    _exit(127);
-}
-
-static int wait_exit(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return test_spawn(argv, log);
 }
 
 static int run_train(const char *out, int resume, const char *flag, const char *val, const char *model) {
-    return wait_exit(start_train(out, resume, flag, val, model));
+    return test_wait(start_train(out, resume, flag, val, model));
 }
 
 static int log_has(const char *out, const char *needle) {
-    char path[600], buf[1 << 16] = {0};
+    char path[600];
     snprintf(path, sizeof path, "%s.log", out);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return strstr(buf, needle) != NULL;
+    return test_file_has(path, needle);
 }
 
 static void load_ckpt(const char *dir, TrainState *s) {
@@ -145,13 +127,13 @@ static void test_kill_and_resume_is_exact(void) {
     double t_end = seer_now() + 60;
     while (access(tmp, F_OK) != 0 && seer_now() < t_end) usleep(200);
     kill(pid, SIGKILL);
-    if (wait_exit(pid) == 128 + SIGKILL) kills++, in_write += access(tmp, F_OK) == 0;
+    if (test_wait(pid) == 128 + SIGKILL) kills++, in_write += access(tmp, F_OK) == 0;
     unsetenv("SEER_FAULT_CKPT_PAUSE_US");
     for (int i = 0; i < 4; i++) {
         pid = start_train(B, 1, NULL, NULL, test_tmp_path("model"));
         usleep((useconds_t)(straight_s * 1e6 * 0.3 * rand() / (double)RAND_MAX));
         kill(pid, SIGKILL);
-        if (wait_exit(pid) != 128 + SIGKILL) break;  // it finished first
+        if (test_wait(pid) != 128 + SIGKILL) break;  // it finished first
         kills++;
     }
     CHECK(kills >= 2 && in_write == 1);
@@ -193,13 +175,7 @@ static void test_refusals(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    char *self = xstrdup(argv[0]);
-    snprintf(seer_bin, sizeof seer_bin, "%s/../seer", dirname(self));
-    free(self);
-    if (access(seer_bin, X_OK) != 0) {
-        printf("FAIL - %s not built\n", seer_bin);
-        return 1;
-    }
+    if (test_find_seer(seer_bin, sizeof seer_bin, argv[0])) return 1;
     test_tmpdir_make("resume");
     write_model("model", 32, 42);
     write_model("model2", 32, 43);

@@ -167,15 +167,6 @@ static void test_ckpt_identity(void) {
 
 // ---------------------------------------------------------------- metrics log and charts
 
-static int count_lines(const char *path) {
-    FILE *f = fopen(path, "r");
-    int n = 0, c;
-    if (!f) return -1;
-    while ((c = fgetc(f)) != EOF) n += c == '\n';
-    fclose(f);
-    return n;
-}
-
 static void test_run_log_resume(void) {
     RunLog log;
     SeerErr err;
@@ -195,7 +186,7 @@ static void test_run_log_resume(void) {
     CHECK(log.n == 3 && log.steps[2] == 3);
     CHECK_CLOSE(log.layer_loss[2 * 2 + 1], 0.25, 1e-12);
     run_log_close(&log);
-    CHECK(count_lines(mp) == 3);
+    CHECK(test_count_lines(mp) == 3);
     f = fopen(mp, "a");  // a broken line in the middle is an error with its line number
     fputs("not json\n{\"step\":4,\"loss\":1}\n", f);
     fclose(f);
