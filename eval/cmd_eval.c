@@ -270,21 +270,9 @@ static int is_stop(const StopSet *s, int id) {
     return 0;
 }
 
-typedef struct {
-    char *output;      // decoded generation (stop token excluded)
-    char *pred;        // last \boxed{} content or NULL
-    int correct, n_gen;
-    double line_acc;   // -1 when the problem is not a testbed problem
-} Sample;
-
-typedef struct {
-    double t_prefill, t_decode;
-    int64_t n_prefill, n_decode;
-} Timing;
-
 // Generates one sample for p: dense prefill, then steps until a stop token or max_new tokens.
 static int generate(Engine *e, const Problem *p, Sampler *sm, const StopSet *stop, int max_new,
-                    int V, int *gen, int *n_gen, float *logits, Timing *tm, SeerErr *err) {
+                    int V, int *gen, int *n_gen, float *logits, EvalTiming *tm, SeerErr *err) {
     double t0 = seer_now();
     if (engine_prefill(e, p->ids, p->n_ids, logits, err)) return -1;
     double t1 = seer_now();
@@ -303,7 +291,7 @@ static int generate(Engine *e, const Problem *p, Sampler *sm, const StopSet *sto
     return 0;
 }
 
-static void sample_grade(Sample *s, const Problem *p, const Tokenizer *tok, const int *gen, int n) {
+static void sample_grade(GradedSample *s, const Problem *p, const Tokenizer *tok, const int *gen, int n) {
     s->n_gen = n;
     s->output = tokenizer_decode(tok, gen, n, NULL);
     s->pred = grade_last_boxed(s->output);
@@ -316,11 +304,11 @@ static void sample_grade(Sample *s, const Problem *p, const Tokenizer *tok, cons
 
 typedef struct {
     int n_prob, n_samples, L;
-    Sample *s;          // [n_prob, n_samples]
+    GradedSample *s;    // [n_prob, n_samples]
     double *sel, *valid;  // [L] selected and valid blocks over every sample (resumed ones too)
     double *sparsity;   // [L] from sel and valid
     double overall;     // sparsity over every layer
-    Timing tm;
+    EvalTiming tm;
     double elapsed;
     int n_resumed;      // samples taken from the sample log
 } EvalReport;
@@ -379,7 +367,7 @@ static void report_print(const EvalReport *r, const EvalArgs *a) {
 static json_t *report_samples_json(const EvalReport *r, const Problem *ps) {
     json_t *arr = json_array();
     for (int i = 0; i < r->n_prob * r->n_samples; i++) {
-        const Sample *s = &r->s[i];
+        const GradedSample *s = &r->s[i];
         const Problem *p = &ps[i / r->n_samples];
         json_t *o = json_pack("{s:s, s:i, s:s, s:o, s:b, s:i, s:s}", "id", p->id, "sample",
                               i % r->n_samples, "answer", p->answer, "pred",
@@ -391,19 +379,25 @@ static json_t *report_samples_json(const EvalReport *r, const Problem *ps) {
     return arr;
 }
 
+// The settings that decide every sample: the sample log's first line (not --limit or --threads).
+static json_t *eval_settings(const EvalArgs *a) {
+    json_t *gates = a->gates && a->pol.method == ENGINE_GATE ? json_string(a->gates) : json_null();
+    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:b, s:I, s:I, s:f, s:f, s:I, s:I, s:s}", "model",
+                     a->model, "data", a->data, "method", engine_method_name(a->pol.method), "gates", gates,
+                     "budget", a->pol.budget, "threshold", (double)a->pol.threshold, "dense_layers",
+                     a->pol.dense_layers, "rope_last", a->pol.rope_last, "samples_per_problem", (json_int_t)a->samples,
+                     "max_new", (json_int_t)a->max_new, "temperature", a->temperature, "top_p", a->top_p,
+                     "top_k", (json_int_t)a->top_k, "seed", (json_int_t)a->seed, "suffix", a->suffix);
+}
+
+// The report: the settings of eval_settings, then the numbers and every sample.
 static json_t *report_json(const EvalReport *r, const EvalArgs *a, const Problem *ps) {
     Totals t = report_totals(r);
     json_t *sp = json_array();
     for (int l = 0; l < r->L; l++) json_array_append_new(sp, json_real(r->sparsity[l]));
-    json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:i, s:f, s:i, s:f, s:f, s:I, s:I, s:I, s:i, s:f}", "model", a->model,
-        "data", a->data, "method", engine_method_name(a->pol.method), "budget", a->pol.budget,
-        "threshold", (double)a->pol.threshold, "dense_layers", a->pol.dense_layers, "temperature",
-        a->temperature, "top_p", a->top_p, "top_k", (json_int_t)a->top_k, "seed",
-        (json_int_t)a->seed, "max_new", (json_int_t)a->max_new, "problems", r->n_prob, "accuracy",
-        t.acc);
-    json_object_set_new(o, "gates", a->gates && a->pol.method == ENGINE_GATE ? json_string(a->gates) : json_null());
-    json_object_set_new(o, "samples_per_problem", json_integer(r->n_samples));
+    json_t *o = eval_settings(a);
+    json_object_set_new(o, "problems", json_integer(r->n_prob));
+    json_object_set_new(o, "accuracy", json_real(t.acc));
     json_object_set_new(o, "line_acc", t.n_line ? json_real(t.line_acc) : json_null());
     json_object_set_new(o, "mean_gen_len", json_real(t.gen_len));
     json_object_set_new(o, "sparsity_per_layer", sp);
@@ -468,37 +462,24 @@ static void inputs_free(EvalInputs *in) {
     tokenizer_free(in->tok);
 }
 
-// The settings that decide every sample: the sample log's first line (not --limit or --threads).
-static json_t *eval_settings(const EvalArgs *a) {
-    json_t *gates = a->gates && a->pol.method == ENGINE_GATE ? json_string(a->gates) : json_null();
-    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:b, s:I, s:I, s:f, s:f, s:I, s:I, s:s}", "model",
-                     a->model, "data", a->data, "method", engine_method_name(a->pol.method), "gates", gates,
-                     "budget", a->pol.budget, "threshold", (double)a->pol.threshold, "dense_layers",
-                     a->pol.dense_layers, "rope_last", a->pol.rope_last, "samples", (json_int_t)a->samples,
-                     "max_new", (json_int_t)a->max_new, "temperature", a->temperature, "top_p", a->top_p,
-                     "top_k", (json_int_t)a->top_k, "seed", (json_int_t)a->seed, "suffix", a->suffix);
-}
-
 // Sample i from the log into r: its grade, its block counts and its timing.
 static void sample_restore(EvalReport *r, int i, const LoggedSample *d) {
-    Sample *s = &r->s[i];
-    s->output = xstrdup(d->output), s->pred = d->pred ? xstrdup(d->pred) : NULL;
-    s->correct = d->correct, s->n_gen = d->n_gen, s->line_acc = d->line_acc;
+    r->s[i] = d->g;
+    r->s[i].output = xstrdup(d->g.output), r->s[i].pred = d->g.pred ? xstrdup(d->g.pred) : NULL;
     for (int l = 0; l < r->L; l++) r->sel[l] += d->sel[l], r->valid[l] += d->valid[l];
-    r->tm.t_prefill += d->t_prefill, r->tm.t_decode += d->t_decode;
-    r->tm.n_prefill += d->n_prefill, r->tm.n_decode += d->n_decode;
+    r->tm.t_prefill += d->tm.t_prefill, r->tm.t_decode += d->tm.t_decode;
+    r->tm.n_prefill += d->tm.n_prefill, r->tm.n_decode += d->tm.n_decode;
     r->n_resumed++;
 }
 
 // Appends sample i, just generated, to the log: counts and timing are the differences between
 // before (sel0, valid0, tm0) and now.
 static int sample_record(SampleLog *lg, const Engine *e, const EvalReport *r, int i, const char *id,
-                         const double *sel0, const double *valid0, const Timing *tm0, SeerErr *err) {
-    const Sample *s = &r->s[i];
-    LoggedSample d = {i, (char *)id, s->output, s->pred, s->correct, s->n_gen, s->line_acc,
-                      xmalloc(sizeof(double) * (size_t)r->L), xmalloc(sizeof(double) * (size_t)r->L),
-                      r->tm.t_prefill - tm0->t_prefill, r->tm.t_decode - tm0->t_decode,
-                      r->tm.n_prefill - tm0->n_prefill, r->tm.n_decode - tm0->n_decode};
+                         const double *sel0, const double *valid0, const EvalTiming *tm0, SeerErr *err) {
+    LoggedSample d = {i, (char *)id, r->s[i], xmalloc(sizeof(double) * (size_t)r->L),
+                      xmalloc(sizeof(double) * (size_t)r->L),
+                      {r->tm.t_prefill - tm0->t_prefill, r->tm.t_decode - tm0->t_decode,
+                       r->tm.n_prefill - tm0->n_prefill, r->tm.n_decode - tm0->n_decode}};
     engine_block_counts(e, d.sel, d.valid);
     for (int l = 0; l < r->L; l++) d.sel[l] -= sel0[l], d.valid[l] -= valid0[l];
     int rc = sample_log_append(lg, &d, err);
@@ -526,7 +507,7 @@ static int eval_loop(Engine *e, const EvalInputs *in, const EvalArgs *a, SampleL
         } else {
             Sampler sm = {(float)a->temperature, (float)a->top_p, (int)a->top_k,
                           a->seed * 0x9e3779b97f4a7c15ull + (uint64_t)i};
-            Timing tm0 = r->tm;
+            EvalTiming tm0 = r->tm;
             engine_block_counts(e, sel0, valid0);
             int n;
             rc = generate(e, p, &sm, &stop, (int)a->max_new, c->V, gen, &n, logits, &r->tm, err);
@@ -552,7 +533,7 @@ static int eval_run(const EvalArgs *a, SeerErr *err) {
     Tmax += (int)a->max_new;
     Engine *e = NULL;
     EvalReport r = {.n_prob = in.n_prob, .n_samples = (int)a->samples, .L = in.m.cfg.L};
-    r.s = xcalloc((size_t)r.n_prob * r.n_samples, sizeof(Sample));
+    r.s = xcalloc((size_t)r.n_prob * r.n_samples, sizeof(GradedSample));
     r.sel = xcalloc((size_t)r.L, sizeof(double)), r.valid = xcalloc((size_t)r.L, sizeof(double));
     r.sparsity = xcalloc((size_t)r.L, sizeof(double));
     SampleLog lg = {0};

@@ -19,7 +19,7 @@ char *sample_log_path(const char *out) {
 }
 
 static void logged_free(LoggedSample *s) {
-    free(s->id), free(s->output), free(s->pred), free(s->sel), free(s->valid);
+    free(s->id), free(s->g.output), free(s->g.pred), free(s->sel), free(s->valid);
 }
 
 // The first key whose value differs between the two settings objects (either side may lack it).
@@ -56,15 +56,15 @@ static int parse_sample(LoggedSample *s, const char *line, int L) {
     if (ok) {
         s->index = (int)json_integer_value(json_object_get(o, "index"));
         s->id = xstrdup(json_string_value(json_object_get(o, "id")));
-        s->output = xstrdup(json_string_value(json_object_get(o, "output")));
-        s->pred = json_is_string(pred) ? xstrdup(json_string_value(pred)) : NULL;
-        s->correct = json_is_true(json_object_get(o, "correct"));
-        s->n_gen = (int)json_integer_value(json_object_get(o, "n_gen"));
-        s->line_acc = json_number_value(json_object_get(o, "line_acc"));
-        s->t_prefill = json_number_value(json_object_get(o, "t_prefill"));
-        s->t_decode = json_number_value(json_object_get(o, "t_decode"));
-        s->n_prefill = json_integer_value(json_object_get(o, "n_prefill"));
-        s->n_decode = json_integer_value(json_object_get(o, "n_decode"));
+        s->g.output = xstrdup(json_string_value(json_object_get(o, "output")));
+        s->g.pred = json_is_string(pred) ? xstrdup(json_string_value(pred)) : NULL;
+        s->g.correct = json_is_true(json_object_get(o, "correct"));
+        s->g.n_gen = (int)json_integer_value(json_object_get(o, "n_gen"));
+        s->g.line_acc = json_number_value(json_object_get(o, "line_acc"));
+        s->tm.t_prefill = json_number_value(json_object_get(o, "t_prefill"));
+        s->tm.t_decode = json_number_value(json_object_get(o, "t_decode"));
+        s->tm.n_prefill = json_integer_value(json_object_get(o, "n_prefill"));
+        s->tm.n_decode = json_integer_value(json_object_get(o, "n_decode"));
     } else {
         logged_free(s);
     }
@@ -123,20 +123,33 @@ static int read_existing(SampleLog *lg, const json_t *settings, SeerErr *err) {
     return rc;
 }
 
+static int by_index(const void *a, const void *b) {
+    const LoggedSample *x = a, *y = b;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 int sample_log_open(SampleLog *lg, const char *out, const json_t *settings, int L, SeerErr *err) {
     memset(lg, 0, sizeof *lg);
     lg->path = sample_log_path(out), lg->L = L;
     lg->f = fopen(lg->path, "r+");
-    if (lg->f) return read_existing(lg, settings, err);
+    if (lg->f) {
+        if (read_existing(lg, settings, err)) return -1;
+        qsort(lg->done, (size_t)lg->n_done, sizeof *lg->done, by_index);
+        return 0;
+    }
     if (errno != ENOENT || !(lg->f = fopen(lg->path, "w+")))
         return seer_fail(err, "%s: cannot open: %s", lg->path, strerror(errno));
     return write_header(lg, settings, err);
 }
 
 const LoggedSample *sample_log_find(const SampleLog *lg, int index, const char *id) {
-    for (int i = 0; i < lg->n_done; i++)
-        if (lg->done[i].index == index && !strcmp(lg->done[i].id, id)) return &lg->done[i];
-    return NULL;
+    int lo = 0, hi = lg->n_done;  // done is sorted by index (sample_log_open)
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (lg->done[mid].index < index) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < lg->n_done && lg->done[lo].index == index && !strcmp(lg->done[lo].id, id) ? &lg->done[lo] : NULL;
 }
 
 int sample_log_append(SampleLog *lg, const LoggedSample *s, SeerErr *err) {
@@ -144,10 +157,10 @@ int sample_log_append(SampleLog *lg, const LoggedSample *s, SeerErr *err) {
     for (int l = 0; l < lg->L; l++)
         json_array_append_new(sel, json_real(s->sel[l])), json_array_append_new(valid, json_real(s->valid[l]));
     json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:b, s:i, s:f, s:o, s:o, s:f, s:f, s:I, s:I}", "index", s->index,
-                          "id", s->id, "output", s->output, "pred", s->pred ? json_string(s->pred) : json_null(),
-                          "correct", s->correct, "n_gen", s->n_gen, "line_acc", s->line_acc, "sel", sel, "valid",
-                          valid, "t_prefill", s->t_prefill, "t_decode", s->t_decode, "n_prefill",
-                          (json_int_t)s->n_prefill, "n_decode", (json_int_t)s->n_decode);
+                          "id", s->id, "output", s->g.output, "pred", s->g.pred ? json_string(s->g.pred) : json_null(),
+                          "correct", s->g.correct, "n_gen", s->g.n_gen, "line_acc", s->g.line_acc, "sel", sel,
+                          "valid", valid, "t_prefill", s->tm.t_prefill, "t_decode", s->tm.t_decode, "n_prefill",
+                          (json_int_t)s->tm.n_prefill, "n_decode", (json_int_t)s->tm.n_decode);
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     int bad = !line || fputs(line, lg->f) == EOF || fputc('\n', lg->f) == EOF || fflush(lg->f) || fsync(fileno(lg->f));
     free(line), json_decref(o);

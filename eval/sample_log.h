@@ -13,22 +13,33 @@
 
 #include "common/common.h"
 
+// One graded generation.
+typedef struct {
+    char *output;      // the decoded generation (stop token excluded)
+    char *pred;        // the last \boxed{} content or NULL
+    int correct, n_gen;
+    double line_acc;   // -1 when the problem is not a testbed problem
+} GradedSample;
+
+// Prefill and decode time and token counts (of one sample or summed over many).
+typedef struct {
+    double t_prefill, t_decode;
+    int64_t n_prefill, n_decode;
+} EvalTiming;
+
 typedef struct {
     int index;             // problem * samples_per_problem + sample
     char *id;              // the problem's id; a logged sample is reused only if it matches
-    char *output, *pred;   // the decoded generation; the last \boxed{} content or NULL
-    int correct, n_gen;
-    double line_acc;       // -1 when the problem is not a testbed problem
+    GradedSample g;
     double *sel, *valid;   // [L] selected and valid blocks over the sample's decode steps
-    double t_prefill, t_decode;
-    int64_t n_prefill, n_decode;
+    EvalTiming tm;
 } LoggedSample;
 
 typedef struct {
     FILE *f;
     char *path;
     int L;
-    LoggedSample *done;  // [n_done] the samples read back, in file order
+    LoggedSample *done;  // [n_done] the samples read back, by index
     int n_done;
 } SampleLog;
 

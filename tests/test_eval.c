@@ -105,7 +105,6 @@ static void test_line_acc(void) {
 // ---------------------------------------------------------------------------------------------
 // Engine on a tiny random Qwen3 (G = 3, HD = 16, blocks of 64: T = 400 spans seven)
 
-static char tmpdir[] = "/tmp/seer-test-eval-XXXXXX";
 static Model model;
 static float *gates;  // [L, gate_param_count(GS)]
 static const GateShape GS = {.HKV = 2, .G = 3, .HD = 16, .DG = 8};
@@ -116,11 +115,9 @@ static void setup_model(void) {
     ModelConfig c = {.arch = ARCH_QWEN3, .D = 48, .L = 2, .H = 6, .HKV = 2, .HD = 16, .F = 40,
                      .V = VV, .rope_theta = 1e4f, .rms_eps = 1e-6f, .tie_embeddings = 1,
                      .qk_norm = 1, .bos_id = 1, .eos_id = 2, .max_pos = 4096};
-    char cfg[600];
-    snprintf(cfg, sizeof cfg, "%s/config.json", tmpdir);
     SeerErr err;
-    if (hf_config_write(&c, cfg, &err) || model_write_random(&c, tmpdir, SEER_BF16, 0, 7, &err) ||
-        model_load(&model, tmpdir, &err))
+    if (hf_config_write(&c, test_tmp_path("config.json"), &err) ||
+        model_write_random(&c, test_tmpdir, SEER_BF16, 0, 7, &err) || model_load(&model, test_tmpdir, &err))
         seer_die("%s", err.msg);
     int64_t P = gate_param_count(GS);
     gates = xmalloc(sizeof(float) * (size_t)(P * c.L));
@@ -340,7 +337,7 @@ int main(void) {
     RUN(test_normalize);
     RUN(test_grade);
     RUN(test_line_acc);
-    if (!mkdtemp(tmpdir)) return 1;
+    test_tmpdir_make("eval");
     omp_set_num_threads(1);  // the tiny model's per-token ops are far too small to share
     setup_model();
     RUN(test_engine_teacher_forcing);
@@ -352,8 +349,6 @@ int main(void) {
     RUN(test_sampler);
     model_free(&model);
     free(gates);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    test_tmpdir_remove();
     return test_summary();
 }
