@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "model/model.h"
+
 static int test_passed_, test_failed_, test_checks_failed_;
 
 #define CHECK(cond)                                                                 \
@@ -140,4 +142,14 @@ static inline int test_count_lines(const char *path) {
     while ((c = fgetc(f)) != EOF) n += c == '\n';
     fclose(f);
     return n;
+}
+
+// model_load of `dir` (relative to the repository root) as a check: on failure it prints the
+// error, counts a failed check and returns -1.
+static inline int test_model_load(Model *m, const char *dir) {
+    SeerErr err = {{0}};
+    if (!model_load(m, dir, &err)) return 0;
+    fprintf(stderr, "    %s: %s (run the tests from the repository root)\n", dir, err.msg);
+    CHECK(0);
+    return -1;
 }

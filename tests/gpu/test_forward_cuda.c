@@ -235,19 +235,29 @@ static void capture_free(Capture *c) {
     free(c->q_nope), free(c->q), free(c->k_nope), free(c->k), free(c->v), free(c->target), free(c->pos);
 }
 
-static int view_matches(const Capture *c, int layer, int T, int H, int HKV, int HD, int NB, const void *target) {
-    return layer >= 0 && layer < c->L && T == c->T && H == c->H && HKV == c->HKV && HD == c->HD &&
-           NB == c->NB && (target != NULL) == (c->NB > 0);
+// Element counts of one layer's capture: q [T, H, HD], k/v [T, HKV, HD], target [HKV, T, NB].
+typedef struct {
+    size_t l, nq, nk, nt;
+} CaptureSlot;
+
+// A hook's view of layer `layer` as the capture expects it? If so, *slot says where it goes;
+// otherwise the capture is marked wrong (views_ok 0) and the hook stores nothing.
+static int capture_slot(Capture *c, CaptureSlot *slot, int layer, int T, int H, int HKV, int HD, int NB,
+                        const void *target) {
+    if (!(layer >= 0 && layer < c->L && T == c->T && H == c->H && HKV == c->HKV && HD == c->HD && NB == c->NB &&
+          (target != NULL) == (c->NB > 0))) {
+        c->views_ok = 0;
+        return 0;
+    }
+    *slot = (CaptureSlot){(size_t)layer, (size_t)T * H * HD, (size_t)T * HKV * HD, (size_t)HKV * T * NB};
+    return 1;
 }
 
 static int cpu_hook(void *ctx, const ForwardLayerView *v, SeerErr *err) {
     Capture *c = ctx;
-    if (!view_matches(c, v->layer, v->T, v->H, v->HKV, v->HD, v->NB, v->target)) {
-        c->views_ok = 0;
-        return 0;
-    }
-    size_t l = v->layer, nq = (size_t)c->T * c->H * c->HD, nk = (size_t)c->T * c->HKV * c->HD;
-    size_t nt = (size_t)c->HKV * c->T * c->NB;
+    CaptureSlot sl;
+    if (!capture_slot(c, &sl, v->layer, v->T, v->H, v->HKV, v->HD, v->NB, v->target)) return 0;
+    const size_t l = sl.l, nq = sl.nq, nk = sl.nk, nt = sl.nt;
     memcpy(c->q_nope + l * nq, v->q_nope, nq * 4), memcpy(c->q + l * nq, v->q, nq * 4);
     memcpy(c->k_nope + l * nk, v->k_nope, nk * 4), memcpy(c->k + l * nk, v->k, nk * 4);
     memcpy(c->v + l * nk, v->v, nk * 4);
@@ -269,12 +279,9 @@ static cudaError_t rows_to_host(float *dst, const uint16_t *src, int T, int widt
 
 static int cuda_hook(void *ctx, const ForwardCudaLayerView *v, SeerErr *err) {
     Capture *c = ctx;
-    if (!view_matches(c, v->layer, v->T, v->H, v->HKV, v->HD, v->NB, v->target)) {
-        c->views_ok = 0;
-        return 0;
-    }
-    size_t l = v->layer, nq = (size_t)c->T * c->H * c->HD, nk = (size_t)c->T * c->HKV * c->HD;
-    size_t nt = (size_t)c->HKV * c->T * c->NB;
+    CaptureSlot sl;
+    if (!capture_slot(c, &sl, v->layer, v->T, v->H, v->HKV, v->HD, v->NB, v->target)) return 0;
+    const size_t l = sl.l, nq = sl.nq, nk = sl.nk, nt = sl.nt;
     int T = c->T, qw = c->H * c->HD, kw = c->HKV * c->HD;
     cudaStream_t s = v->stream;
     cudaError_t e = rows_to_host(c->q_nope + l * nq, v->q_nope, T, qw, v->ld_nope, s);
@@ -527,11 +534,7 @@ static void test_forward_fixtures_refused(void) {
 static void test_forward_testbed(void) {
     SeerErr err;
     Model m;
-    if (model_load(&m, "data/testbed/model", &err)) {
-        printf("    %s\n", err.msg);
-        CHECK(0);
-        return;
-    }
+    if (test_model_load(&m, "data/testbed/model")) return;
     static const int docs[] = {150, 1, 66, 90};
     const ModelConfig *c = &m.cfg;
     char *log_text = NULL;

@@ -217,11 +217,7 @@ static int gpu_step(float *g, double *loss, const Model *m, const StepCudaOpts *
 static void test_step_testbed(void) {
     SeerErr err;
     Model m;
-    if (model_load(&m, "data/testbed/model", &err)) {
-        printf("    %s\n", err.msg);
-        CHECK(0);
-        return;
-    }
+    if (test_model_load(&m, "data/testbed/model")) return;
     const ModelConfig *mc = &m.cfg;
     static const int docs1[] = {150, 1, 66, 90, 300}, docs2[] = {700, 40};
     const int *docs[2] = {docs1, docs2}, nd[2] = {5, 2}, Tc[2] = {607, 740};
