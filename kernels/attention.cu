@@ -5,8 +5,8 @@
 // Tiling. One CTA (one per SM, persistent) takes work items = (document, query tile, KV head g).
 // Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
 // ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
-// and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 64
-// keys = one gate block, aligned to the document start, so tile j is block j.
+// and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 128
+// keys = two gate blocks, aligned to the document start, so tile j holds blocks 2j and 2j + 1.
 //
 // Warp specialisation (3 warpgroups, 384 threads). Warpgroup 0 gives its registers away
 // (setmaxnreg): its thread 0 is the producer, loading Q and the K/V tiles with the tensor memory
@@ -15,10 +15,11 @@
 // Warpgroups 1 and 2 are the consumers, 64 rows each, Q in registers for the whole item: S = Q K^T
 // and O += P V with wgmma (sm_90a), K and V from shared memory (V N-major), P from registers.
 // Software pipeline per consumer: S_j is issued together with P_{j-1} V_{j-1}, and the online
-// softmax of S_j (log2 domain) runs while the tensor cores do P_{j-1} V_{j-1}. No CTA barrier: a
-// consumer waits for a tile's "full" mbarrier and releases its buffer on the "empty" one.
+// softmax of S_j (log2 domain, in place) runs while the tensor cores do P_{j-1} V_{j-1}; then O is
+// rescaled and P_j packed over P_{j-1}. No CTA barrier: a consumer waits for a tile's "full"
+// mbarrier and releases its buffer on the "empty" one.
 //
-// Target. During the sweep each row stores the max scaled logit of each key tile (one float per
+// Target. During the sweep each row stores the max scaled logit of each gate block (one float per
 // row and block) into a per-CTA scratch slot [NB, 128] in global memory (two per resident CTA, used
 // alternately by consecutive items, so n_slots * 2 * 128 * NB floats, not T * H * NB). At the end of
 // the item the consumers publish each row's final max M and sum L; the target warps then form the
@@ -38,12 +39,19 @@ extern "C" {
 
 #define ATT_CWG 2                     // consumer warpgroups (64 rows each)
 #define ATT_THREADS ((ATT_CWG + 1) * 128)  // + the producer / target warpgroup
-#define ATT_STAGES 5                  // K/V tile buffers in the ring (5 measured 2% faster than 4)
+#define ATT_STAGES 3                  // K/V tile buffers in the ring (64 KB each; 2 measured 25% slower)
 #define ATT_BM (ATT_CWG * 64)         // rows (token, head) per item
-#define ATT_BN 64                     // keys per tile = SEER_BLOCK
+#define ATT_BN 128                    // keys per tile: two gate blocks (64-key tiles: 2-5% slower on 32k docs)
+#define ATT_NT (ATT_BN / 8)           // 8-key n-tiles of S per tile
+#define ATT_BPT (ATT_BN / SEER_BLOCK) // gate blocks per tile
 #define ATT_TGT_WARPS 3               // warps 1-3 of warpgroup 0: target epilogue
-#define ATT_PRODUCER_REGS 72          // setmaxnreg of warpgroup 0 (its target loop needs about that)
-#define ATT_CONSUMER_REGS 208         // setmaxnreg of the consumers (72*128 + 208*256 <= 65536; no spills)
+// setmaxnreg moves registers within the CTA's launch allocation (168 per thread for 384 threads,
+// from __launch_bounds__): the consumers' S (64) + O (64) + Q (32) + P (32) fragments need 224
+// without spills, which leaves 56 to warpgroup 0 (its target loop spills a few values).
+#define ATT_PRODUCER_REGS 56
+#define ATT_CONSUMER_REGS 224
+static_assert(128 * ATT_PRODUCER_REGS + 128 * ATT_CWG * ATT_CONSUMER_REGS <= 168 * ATT_THREADS,
+              "setmaxnreg budget exceeds the launch allocation (the kernel would hang)");
 
 typedef struct {
     const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
@@ -138,13 +146,20 @@ __device__ __forceinline__ void reg_fence_u(uint32_t *r) {
     c(d[50]), c(d[51]), c(d[52]), c(d[53]), c(d[54]), c(d[55]), c(d[56]), c(d[57]), c(d[58]), c(d[59]), \
     c(d[60]), c(d[61]), c(d[62]), c(d[63])
 
-// d[64x128] += A[64x16] B[16x128]: A in registers, B N-major in shared memory (two 64-column
-// blocks, lbo apart); fp32 d in the wgmma accumulator layout.
+// d[64x128] (+)= A[64x16] B[16x128]: A in registers, B in shared memory, K-major (TB 0) or
+// N-major (TB 1, two 64-column blocks lbo apart); fp32 d in the wgmma accumulator layout.
+template <bool ACC, int TB>
 __device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t a[4], uint64_t db) {
-    asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64
-                 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
-                 : WG_OUT64("+f", d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+    if (ACC)
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64
+                     ", {%64, %65, %66, %67}, %68, 1, 1, 1, %69;\n"
+                     : WG_OUT64("+f", d)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
+    else
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64
+                     ", {%64, %65, %66, %67}, %68, 0, 1, 1, %69;\n"
+                     : WG_OUT64("=f", d)
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
 }
 
 // d[64x64] (+)= A[64x16] B[16x64]: A in registers (mma fragment layout), B in shared memory
@@ -254,9 +269,8 @@ struct AttnSmem {
 // (sum + 1e-9); the whole row of NB entries is written. Run by warp `ew` of ATT_TGT_WARPS, one
 // token at a time, lane l taking blocks l, l + 32, ...: a first pass sums the group maxima, a
 // second recomputes them from the scratch (an L2 hit) and writes them normalised with streaming
-// stores (the target is not read again here), then zeros for j >= nv. The loops are unrolled
-// ATT_TGT_UNROLL blocks deep so that many loads are in flight: latency, not arithmetic, bounds them.
-#define ATT_TGT_UNROLL 2
+// stores (the target is not read again here), then zeros for j >= nv. One block per lane at a
+// time: unrolling two deep spills in warpgroup 0's 56 registers and was not faster.
 // Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
 __device__ __forceinline__ float target_block_max(const float *s, const float *c, int G, int j) {
     float m = 0.f;
@@ -272,86 +286,84 @@ __device__ __forceinline__ float target_block_max(const float *s, const float *c
 
 __device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
                                 int qpos0, int nq, int g, int ew) {
-    constexpr int U = ATT_TGT_UNROLL;
     const int lane = threadIdx.x & 31, G = p.G, NB = p.NB;
     for (int tl = ew; tl < nq; tl += ATT_TGT_WARPS) {
-        const int nv = (qpos0 + tl) / ATT_BN;
+        const int nv = (qpos0 + tl) / SEER_BLOCK;
         const float *s = scr + tl * G, *c = rowC + tl * G;
         float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
-        for (int j0 = lane; j0 < nv; j0 += 32 * U) {
-            float m[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) m[u] = j0 + 32 * u < nv ? target_block_max(s, c, G, j0 + 32 * u) : 0.f;
-#pragma unroll
-            for (int u = 0; u < U; u++) sum += m[u];
-        }
+        for (int j = lane; j < nv; j += 32) sum += target_block_max(s, c, G, j);
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const float inv = 1.f / (sum + 1e-9f);
-        for (int j0 = lane; j0 < nv; j0 += 32 * U) {
-            float m[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) m[u] = j0 + 32 * u < nv ? target_block_max(s, c, G, j0 + 32 * u) : 0.f;
-#pragma unroll
-            for (int u = 0; u < U; u++)
-                if (j0 + 32 * u < nv) __stcs(dst + j0 + 32 * u, m[u] * inv);
-        }
+        for (int j = lane; j < nv; j += 32) __stcs(dst + j, target_block_max(s, c, G, j) * inv);
         for (int j = nv + lane; j < NB; j += 32) __stcs(dst + j, 0.f);
     }
 }
 
-// Online softmax of one key tile for this thread's two rows: causal mask (diagonal tiles only),
-// block max logit bm (for the target), running max m and sum l, P as bf16 A fragments pn (16 keys
-// per k-step), and alpha, the factor O must be rescaled by. The 1/sqrt(HD) scale (log2
-// domain) is folded into the exponent: p = exp2(s * scale - m), m the running max of s * scale.
-// s is only read: its registers may still belong to a wgmma pipeline stage.
-__device__ __forceinline__ void softmax_tile(const float s[32], uint32_t pn[4][4], float m[2], float l[2],
-                                             float alpha[2], float bm[2], float scale_log2,
+// Online softmax of one key tile for this thread's two rows, in place on s (S of the tile, whose
+// wgmma is complete): causal mask (diagonal tiles only), block max logit bm[b][h] of each of the
+// tile's gate blocks (for the target), running max m and sum l, and alpha, the factor O must be
+// rescaled by; s becomes the unnormalised probabilities. The 1/sqrt(HD) scale (log2 domain) is
+// folded into the exponent: p = exp2(s * scale - m), m the running max of s * scale.
+__device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], float l[2], float alpha[2],
+                                             float bm[ATT_BPT][2], float scale_log2,
                                              const int qpos[2], int j, bool need_mask) {
+    constexpr int NPB = SEER_BLOCK / 8;  // n-tiles per gate block
     const int lane = threadIdx.x & 31, kp0 = j * ATT_BN;
-    float tm[2] = {-INFINITY, -INFINITY}, x[32];
+    float tm[ATT_BPT][2];
 #pragma unroll
-    for (int n = 0; n < 8; n++)
+    for (int b = 0; b < ATT_BPT; b++) tm[b][0] = tm[b][1] = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < ATT_NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             const bool masked = need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > qpos[e >> 1];
-            x[4 * n + e] = masked ? -INFINITY : s[4 * n + e];
-            tm[e >> 1] = fmaxf(tm[e >> 1], x[4 * n + e]);
+            if (masked) s[4 * n + e] = -INFINITY;
+            tm[n / NPB][e >> 1] = fmaxf(tm[n / NPB][e >> 1], s[4 * n + e]);
         }
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 1));
-        tm[h] = fmaxf(tm[h], __shfl_xor_sync(0xffffffffu, tm[h], 2));
-        bm[h] = tm[h] * scale_log2;
-        const float mn = fmaxf(m[h], bm[h]);
+        float t = -INFINITY;
+#pragma unroll
+        for (int b = 0; b < ATT_BPT; b++) {
+            tm[b][h] = fmaxf(tm[b][h], __shfl_xor_sync(0xffffffffu, tm[b][h], 1));
+            tm[b][h] = fmaxf(tm[b][h], __shfl_xor_sync(0xffffffffu, tm[b][h], 2));
+            bm[b][h] = tm[b][h] * scale_log2;
+            t = fmaxf(t, bm[b][h]);
+        }
+        const float mn = fmaxf(m[h], t);
         alpha[h] = fast_exp2(m[h] - mn);
         m[h] = mn;
         float sum = 0.f;
 #pragma unroll
-        for (int n = 0; n < 8; n++) {
-            x[4 * n + 2 * h] = fast_exp2(fmaf(x[4 * n + 2 * h], scale_log2, -mn));
-            x[4 * n + 2 * h + 1] = fast_exp2(fmaf(x[4 * n + 2 * h + 1], scale_log2, -mn));
-            sum += x[4 * n + 2 * h] + x[4 * n + 2 * h + 1];
+        for (int n = 0; n < ATT_NT; n++) {
+            s[4 * n + 2 * h] = fast_exp2(fmaf(s[4 * n + 2 * h], scale_log2, -mn));
+            s[4 * n + 2 * h + 1] = fast_exp2(fmaf(s[4 * n + 2 * h + 1], scale_log2, -mn));
+            sum += s[4 * n + 2 * h] + s[4 * n + 2 * h + 1];
         }
         l[h] = l[h] * alpha[h] + sum;
     }
+}
+
+// P as bf16 A fragments (16 keys per k-step) from the probabilities softmax_tile left in s.
+__device__ __forceinline__ void pack_p(const float s[4 * ATT_NT], uint32_t pf[ATT_BN / 16][4]) {
 #pragma unroll
-    for (int ks = 0; ks < 4; ks++) {
-        pn[ks][0] = pack_bf16(x[8 * ks + 0], x[8 * ks + 1]);
-        pn[ks][1] = pack_bf16(x[8 * ks + 2], x[8 * ks + 3]);
-        pn[ks][2] = pack_bf16(x[8 * ks + 4], x[8 * ks + 5]);
-        pn[ks][3] = pack_bf16(x[8 * ks + 6], x[8 * ks + 7]);
+    for (int ks = 0; ks < ATT_BN / 16; ks++) {
+        pf[ks][0] = pack_bf16(s[8 * ks + 0], s[8 * ks + 1]);
+        pf[ks][1] = pack_bf16(s[8 * ks + 2], s[8 * ks + 3]);
+        pf[ks][2] = pack_bf16(s[8 * ks + 4], s[8 * ks + 5]);
+        pf[ks][3] = pack_bf16(s[8 * ks + 6], s[8 * ks + 7]);
     }
 }
 
-// O += P V for one key tile: 4 k-steps of 16 keys, each one wgmma over all HD columns (N = HD),
-// V N-major from shared memory (HD/64 column blocks ATT_BN * 128 bytes apart).
+// O += P V for one key tile: ATT_BN / 16 k-steps of 16 keys, each one wgmma over all HD columns
+// (N = HD), V N-major from shared memory (HD/64 column blocks ATT_BN * 128 bytes apart).
 template <int HD>
-__device__ __forceinline__ void issue_pv(float *o, uint32_t pa[4][4], const __nv_bfloat16 *vt) {
+__device__ __forceinline__ void issue_pv(float *o, uint32_t pa[ATT_BN / 16][4], const __nv_bfloat16 *vt) {
 #pragma unroll
-    for (int ks = 0; ks < 4; ks++) {
+    for (int ks = 0; ks < ATT_BN / 16; ks++) {
         const uint64_t db = wg_desc(vt + ks * 16 * 64, ATT_BN * 128);
-        if (HD == 128) wgmma_rs_n128(o, pa[ks], db);
+        if (HD == 128) wgmma_rs_n128<true, 1>(o, pa[ks], db);
         else wgmma_rs<true, 1>(o, pa[ks], db);
     }
     wg_commit();
@@ -439,39 +451,44 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         float o[HD / 2], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
 #pragma unroll
         for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
-        uint32_t qf[KS][4], pa[4][4], pb[4][4];  // Q fragments; P of the last two tiles
+        constexpr int KP = ATT_BN / 16;  // k-steps of O += P V
+        uint32_t qf[KS][4], pf[KP][4];  // Q fragments; P of the previous tile
 
         auto wait_tile = [&](int j) { mbar_wait(&sm.full[(u + j) % NS], ((u + j) / NS) & 1); };
         auto release_tile = [&](int j) {  // this warp's wgmmas reading buffer j are complete
             if (lane == 0) mbar_arrive(&sm.empty[(u + j) % NS]);
         };
-        auto issue_s = [&](float sc[32], int j) {
+        auto issue_s = [&](float sc[4 * ATT_NT], int j) {
             const __nv_bfloat16 *kt = sm.k + ((u + j) % NS) * ATT_BN * HD;
 #pragma unroll
             for (int ks = 0; ks < KS; ks++) {
                 const uint64_t db = wg_desc(kt + (ks >> 2) * ATT_BN * 64 + (ks & 3) * 16, 16);
-                if (ks == 0) wgmma_rs<false, 0>(sc, qf[ks], db);
-                else wgmma_rs<true, 0>(sc, qf[ks], db);
+                if (ks == 0) wgmma_rs_n128<false, 0>(sc, qf[ks], db);
+                else wgmma_rs_n128<true, 0>(sc, qf[ks], db);
             }
             wg_commit();
         };
         auto v_tile = [&](int j) { return sm.v + ((u + j) % NS) * ATT_BN * HD; };
-        auto fence_operands = [&](uint32_t pf[4][4]) {
+        auto fence_operands = [&]() {
             reg_fence<HD / 2>(o);
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++) reg_fence_u(pf[ks]);
+            for (int ks = 0; ks < KP; ks++) reg_fence_u(pf[ks]);
         };
 
         // The block max logits bm of tile bmj (if bmj >= 0) into the target scratch. Called after
         // the next tile's wait: ptxas serialises the wgmma pipeline when this store sits
         // between a tile's wgmma wait and the next tile's wgmmas.
-        float bm[2];
+        float bm[ATT_BPT][2];
         int bmj = -1;
         auto store_block_max = [&]() {
             if (scr && bmj >= 0 && (lane & 3) == 0) {
 #pragma unroll
-                for (int h = 0; h < 2; h++)
-                    if (row[h] < rows) scr[bmj * ATT_BM + row[h]] = bm[h];
+                for (int b = 0; b < ATT_BPT; b++) {
+                    const int blk = bmj * ATT_BPT + b;
+#pragma unroll
+                    for (int h = 0; h < 2; h++)
+                        if (row[h] < rows && blk < p.NB) scr[blk * ATT_BM + row[h]] = bm[b][h];
+                }
             }
             bmj = -1;
         };
@@ -486,31 +503,31 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         // Tile 0: S_0 and its softmax (O is still zero).
         float alpha[2];
         {
-            float sc[32];  // S[64 rows, 64 keys]: n-tile n (keys 8n..8n+7) in sc[4n .. 4n+3]
+            float sc[4 * ATT_NT];  // S[64 rows, ATT_BN keys]: n-tile n (keys 8n..8n+7) in sc[4n .. 4n+3]
             wait_tile(0);
             wg_fence();
             issue_s(sc, 0);
             wg_wait<0>();
-            reg_fence<32>(sc);
-            softmax_tile(sc, pa, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
+            reg_fence<4 * ATT_NT>(sc);
+            softmax_tile(sc, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
+            pack_p(sc, pf);
             bmj = 0;
         }
-        // Tile j >= 1: S_j, then P_{j-1} V_{j-1} (P_{j-1} in pin) while S_j's softmax writes P_j
-        // into pout. Two P buffers used alternately, never copied: ptxas folds a copy into the
-        // softmax's writes, which would then hit registers of the in-flight P V (wgmma serialised).
-        auto step = [&](int j, uint32_t pin[4][4], uint32_t pout[4][4]) {
+        // Tile j >= 1: S_j, then P_{j-1} V_{j-1}; the softmax of S_j (in place) runs while the tensor
+        // cores do P_{j-1} V_{j-1}; once that is done, O is rescaled and P_j packed over P_{j-1}.
+        for (int j = 1; j < nkt; j++) {
             wait_tile(j);
             store_block_max();
-            float sc[32];
-            fence_operands(pin);
+            float sc[4 * ATT_NT];
+            fence_operands();
             wg_fence();
             issue_s(sc, j);
-            issue_pv<HD>(o, pin, v_tile(j - 1));
+            issue_pv<HD>(o, pf, v_tile(j - 1));
             wg_wait<1>();
-            reg_fence<32>(sc);
-            softmax_tile(sc, pout, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
-            wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pin reused, buffer j-1 freed
-            fence_operands(pin);
+            reg_fence<4 * ATT_NT>(sc);
+            softmax_tile(sc, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
+            wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pf reused, buffer j-1 freed
+            fence_operands();
             release_tile(j - 1);
             bmj = j;
             if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f))  // a row max moved
@@ -521,27 +538,16 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
                     o[4 * c + 2] *= alpha[1];
                     o[4 * c + 3] *= alpha[1];
                 }
-        };
-        auto last_pv = [&](uint32_t pin[4][4]) {  // P V of the item's last tile
-            store_block_max();
-            fence_operands(pin);
-            wg_fence();
-            issue_pv<HD>(o, pin, v_tile(nkt - 1));
-            wg_wait<0>();
-            fence_operands(pin);
-            release_tile(nkt - 1);
-        };
-        int j = 1;
-        for (; j + 1 < nkt; j += 2) {
-            step(j, pa, pb);
-            step(j + 1, pb, pa);
+            pack_p(sc, pf);
         }
-        if (j < nkt) {
-            step(j, pa, pb);
-            last_pv(pb);
-        } else {
-            last_pv(pa);
-        }
+        // P V of the item's last tile.
+        store_block_max();
+        fence_operands();
+        wg_fence();
+        issue_pv<HD>(o, pf, v_tile(nkt - 1));
+        wg_wait<0>();
+        fence_operands();
+        release_tile(nkt - 1);
         u += nkt;
 
         // Row sums across the quad, normalise, write bf16 out; row stats for the target.
