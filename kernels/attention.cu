@@ -272,16 +272,21 @@ struct AttnSmem {
 // stores (the target is not read again here), then zeros for j >= nv. One block per lane at a
 // time: unrolling two deep spills in warpgroup 0's 56 registers and was not faster.
 // Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
+// max_h exp2(x_h) = exp2(max_h x_h): one exp2 per (token, block), not G (the consumers' softmax
+// keeps the special function unit busy). A token's G rows are one 16-byte aligned float4 each 4
+// heads when G is a multiple of 4.
 __device__ __forceinline__ float target_block_max(const float *s, const float *c, int G, int j) {
-    float m = 0.f;
-    for (int h0 = 0; h0 < G; h0 += 4) {
-        float x[4];
-#pragma unroll
-        for (int u = 0; u < 4; u++) x[u] = h0 + u < G ? s[j * ATT_BM + h0 + u] - c[h0 + u] : -INFINITY;
-#pragma unroll
-        for (int u = 0; u < 4; u++) m = fmaxf(m, fast_exp2(x[u]));
+    const float *r = s + j * ATT_BM;
+    float x = -INFINITY;
+    if ((G & 3) == 0) {
+        for (int h = 0; h < G; h += 4) {
+            const float4 v = *reinterpret_cast<const float4 *>(r + h);
+            x = fmaxf(x, fmaxf(fmaxf(v.x - c[h], v.y - c[h + 1]), fmaxf(v.z - c[h + 2], v.w - c[h + 3])));
+        }
+    } else {
+        for (int h = 0; h < G; h++) x = fmaxf(x, r[h] - c[h]);
     }
-    return m;
+    return fast_exp2(x);
 }
 
 __device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
