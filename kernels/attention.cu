@@ -47,7 +47,7 @@ extern "C" {
 #define ATT_TGT_WARPS 3               // warps 1-3 of warpgroup 0: target epilogue
 // setmaxnreg moves registers within the CTA's launch allocation (168 per thread for 384 threads,
 // from __launch_bounds__): the consumers' S (64) + O (64) + Q (32) + P (32) fragments need 224
-// without spills, which leaves 56 to warpgroup 0 (its target loop spills a few values).
+// without spills, which leaves 56 to warpgroup 0 (enough for its target loop).
 #define ATT_PRODUCER_REGS 56
 #define ATT_CONSUMER_REGS 224
 static_assert(128 * ATT_PRODUCER_REGS + 128 * ATT_CWG * ATT_CONSUMER_REGS <= 168 * ATT_THREADS,
@@ -270,7 +270,7 @@ struct AttnSmem {
 // token at a time, lane l taking blocks l, l + 32, ...: a first pass sums the group maxima, a
 // second recomputes them from the scratch (an L2 hit) and writes them normalised with streaming
 // stores (the target is not read again here), then zeros for j >= nv. One block per lane at a
-// time: unrolling two deep spills in warpgroup 0's 56 registers and was not faster.
+// time (unrolled two deep it spilled in warpgroup 0's 56 registers).
 // Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
 // max_h exp2(x_h) = exp2(max_h x_h): one exp2 per (token, block), not G (the consumers' softmax
 // keeps the special function unit busy). A token's G rows are one 16-byte aligned float4 each 4
