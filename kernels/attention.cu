@@ -376,6 +376,15 @@ __device__ __forceinline__ void issue_pv(float *o, uint32_t pa[ATT_BN / 16][4], 
 
 // ---------------------------------------------------------------- the kernel's three roles
 
+// The item of this CTA's round k (-1 when there is none): rounds alternate direction over the list,
+// which is sorted heaviest first, so every CTA gets a similar total (with plain round-robin CTA 0
+// would take the heaviest item of every round). The producer, consumers and target warps all walk
+// the same sequence.
+__device__ __forceinline__ int round_item(int k, int n_work) {
+    const int w = k * gridDim.x + ((k & 1) ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+    return w < n_work ? w : -1;
+}
+
 // Producer (one thread): for each of the CTA's items, Q once it is free, then the item's K/V tiles
 // into the ring. Ring use u (counted across items) goes to buffer u % ATT_STAGES and waits for
 // that buffer's previous use to be released.
@@ -387,7 +396,7 @@ __device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const 
     const uint32_t q_bytes = NA * qtok * G * 128, kv_bytes = 2 * NA * ATT_BN * 128;
     const uint64_t keep = l2_evict_last();
     uint32_t u = 0, n = 0;  // ring uses, items
-    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
+    for (int k = 0, w; (w = round_item(k, p.n_work)) >= 0; k++, n++) {
         const int4 it = p.work[w];
         const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255;
         const int nkt = (q0 - d0 + nq + ATT_BN - 1) / ATT_BN;
@@ -414,7 +423,7 @@ __device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const 
 __device__ void target_loop(const AttnParams &p, float *rowC, uint64_t *tgt_full, uint64_t *tgt_empty) {
     const int ew = (threadIdx.x >> 5) - 1;
     uint32_t n = 0;
-    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
+    for (int k = 0, w; (w = round_item(k, p.n_work)) >= 0; k++, n++) {
         const int4 it = p.work[w];
         const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         mbar_wait(&tgt_full[s], (n >> 1) & 1);
@@ -438,7 +447,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
     const int w0 = warp * 16;                 // first row of this warp
     const int g0 = (warp >> 2) * 64;          // first row of this warpgroup
     uint32_t u = 0, n = 0;                    // ring uses, items (as the producer counts them)
-    for (int w = blockIdx.x; w < p.n_work; w += gridDim.x, n++) {
+    for (int k = 0, w; (w = round_item(k, p.n_work)) >= 0; k++, n++) {
         const int4 it = p.work[w];
         const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         const int qpos0 = q0 - d0, rows = nq * G;
