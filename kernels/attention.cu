@@ -162,21 +162,13 @@ __device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t a[4], uin
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
 }
 
-// d[64x64] (+)= A[64x16] B[16x64]: A in registers (mma fragment layout), B in shared memory
-// (descriptor), K-major (TB 0) or N-major (TB 1); fp32 d in the wgmma accumulator layout. ACC false
-// overwrites d.
-template <bool ACC, int TB>
-__device__ __forceinline__ void wgmma_rs(float *d, const uint32_t a[4], uint64_t db) {
-    if (ACC)
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                     ", {%32, %33, %34, %35}, %36, 1, 1, 1, %37;\n"
-                     : WG_OUT32("+f", d)
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
-    else
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
-                     ", {%32, %33, %34, %35}, %36, 0, 1, 1, %37;\n"
-                     : WG_OUT32("=f", d)
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "n"(TB));
+// d[64x64] += A[64x16] B[16x64]: A in registers (mma fragment layout), B N-major in shared memory
+// (descriptor); fp32 d in the wgmma accumulator layout. O += P V for HD 64.
+__device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t a[4], uint64_t db) {
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32
+                 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+                 : WG_OUT32("+f", d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 
 // ---------------------------------------------------------------- mbarriers and TMA
@@ -369,7 +361,7 @@ __device__ __forceinline__ void issue_pv(float *o, uint32_t pa[ATT_BN / 16][4], 
     for (int ks = 0; ks < ATT_BN / 16; ks++) {
         const uint64_t db = wg_desc(vt + ks * 16 * 64, ATT_BN * 128);
         if (HD == 128) wgmma_rs_n128<true, 1>(o, pa[ks], db);
-        else wgmma_rs<true, 1>(o, pa[ks], db);
+        else wgmma_rs_n64(o, pa[ks], db);
     }
     wg_commit();
 }
