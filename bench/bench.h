@@ -20,6 +20,10 @@ int bench_make_docs(int *lens, const char *list, int T, SeerErr *err);
 // (`seer: bench: --tokens needs an integer in [1, 16777216], got 'x'`) and exit status 2.
 long bench_flag_int(const char *flag, const char *v, long lo, long hi);
 
+// An option given without its value: one error line (`seer: bench decode: --batch needs a value
+// (seer bench decode --help)`) and exit status 2, as for a bad value. cmd: "bench decode" etc.
+__attribute__((noreturn)) void bench_missing_value(const char *cmd, const char *flag);
+
 // Numbers from a comma-separated list ("0,0.5,0.9"; with k_suffix also "8k,131072", k = x1024) into
 // v[0..max). Returns the count (>= 1), or -1 when the list is empty, an entry is not a number, or
 // there are more than max entries.

@@ -69,7 +69,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
             usage(stdout);
             exit(0);
         }
-        if (!v) seer_die("bench decode: %s needs a value (seer bench decode --help)", a);
+        if (!v) bench_missing_value("bench decode", a);
         i++;
         if (!strcmp(a, "--batch") ? parse_list(&o->batch, v, 0)
             : !strcmp(a, "--cache") ? parse_list(&o->cache, v, 1)

@@ -56,7 +56,7 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(s, "--no-sdpa")) a->sdpa = 0;
         else if (!strcmp(s, "--attention-only")) a->forward = 0;
-        else if (!v) { fprintf(stderr, "seer: bench forward: %s needs a value\n", s); return -1; }
+        else if (!v) bench_missing_value("bench forward", s);
         else if (!strcmp(s, "--config")) a->config = argv[++i];
         else if (!strcmp(s, "--tokens")) a->tokens = (int)bench_flag_int(s, argv[++i], 1, 1L << 24);
         else if (!strcmp(s, "--docs")) a->docs = argv[++i];

@@ -47,7 +47,7 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { usage(stdout); exit(0); }
-        else if (!v) { fprintf(stderr, "seer: bench gate: %s needs a value\n", o); return -1; }
+        else if (!v) bench_missing_value("bench gate", o);
         else if (!strcmp(o, "--hkv")) a->s.HKV = (int)bench_flag_int(o, argv[++i], 1, 4096);
         else if (!strcmp(o, "--g")) a->s.G = (int)bench_flag_int(o, argv[++i], 1, 4096);
         else if (!strcmp(o, "--hd")) a->s.HD = (int)bench_flag_int(o, argv[++i], 1, 4096);

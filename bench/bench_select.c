@@ -70,7 +70,7 @@ static void parse_opts(SelOpts *o, int argc, char **argv) {
             usage(stdout);
             exit(0);
         }
-        if (!v) seer_die("bench select: %s needs a value (seer bench select --help)", a);
+        if (!v) bench_missing_value("bench select", a);
         i++;
         char *end;
         if (!strcmp(a, "--batch")) o->batch = (int)bench_flag_int(a, v, 1, 4096);

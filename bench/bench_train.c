@@ -51,7 +51,7 @@ static int parse_args(BenchArgs *a, int argc, char **argv) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { usage(stdout); exit(0); }
         else if (!strcmp(s, "--fp32-gate")) a->tf32 = 0;
-        else if (!v) { fprintf(stderr, "seer: bench train: %s needs a value\n", s); return -1; }
+        else if (!v) bench_missing_value("bench train", s);
         else if (!strcmp(s, "--config")) a->config = argv[++i];
         else if (!strcmp(s, "--tokens")) a->tokens = (int)bench_flag_int(s, argv[++i], 1, 1L << 24);
         else if (!strcmp(s, "--docs")) a->docs = argv[++i];

@@ -36,6 +36,11 @@ long bench_flag_int(const char *flag, const char *v, long lo, long hi) {
     return x;
 }
 
+void bench_missing_value(const char *cmd, const char *flag) {
+    fprintf(stderr, "seer: %s: %s needs a value (seer %s --help)\n", cmd, flag, cmd);
+    exit(2);
+}
+
 int bench_parse_list(double *v, int max, const char *s, int k_suffix) {
     char *dup = xstrdup(s), *save = NULL;
     int n = 0;

@@ -55,6 +55,18 @@ static void test_flag_int(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(flag_int_status(bad[i], 1, 100, 0) == 2);
 }
 
+// An option without its value exits with status 2, like a bad value.
+static void test_missing_value(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);
+        bench_missing_value("bench decode", "--batch");
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+}
+
 static void test_parse_list(void) {
     double v[3];
     CHECK(bench_parse_list(v, 3, "0,0.5,0.9", 0) == 3 && v[0] == 0 && v[1] == 0.5 && v[2] == 0.9);
@@ -69,6 +81,7 @@ int main(void) {
     RUN(test_make_docs_repeats_and_cuts);
     RUN(test_make_docs_refusals);
     RUN(test_flag_int);
+    RUN(test_missing_value);
     RUN(test_parse_list);
     return test_summary();
 }
