@@ -72,12 +72,16 @@ static int parse_sample(LoggedSample *s, const char *line, int L) {
     return ok ? 0 : -1;
 }
 
-static int write_header(SampleLog *lg, const json_t *settings, SeerErr *err) {
-    json_t *h = json_pack("{s:O}", "settings", (json_t *)settings);
-    char *s = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
-    int bad = !s || fputs(s, lg->f) == EOF || fputc('\n', lg->f) == EOF || fflush(lg->f) || fsync(fileno(lg->f));
-    free(s), json_decref(h);
+// Appends o (consumed) as one compact line and flushes it to disk.
+static int write_line(SampleLog *lg, json_t *o, size_t flags, SeerErr *err) {
+    char *line = o ? json_dumps(o, JSON_COMPACT | flags) : NULL;
+    int bad = !line || fputs(line, lg->f) == EOF || fputc('\n', lg->f) == EOF || fflush(lg->f) || fsync(fileno(lg->f));
+    free(line), json_decref(o);
     return bad ? seer_fail(err, "%s: write failed: %s", lg->path, strerror(errno)) : 0;
+}
+
+static int write_header(SampleLog *lg, const json_t *settings, SeerErr *err) {
+    return write_line(lg, json_pack("{s:O}", "settings", (json_t *)settings), JSON_SORT_KEYS, err);
 }
 
 // Reads an existing log: checks its settings line, collects its samples, cuts a torn last line
@@ -161,10 +165,7 @@ int sample_log_append(SampleLog *lg, const LoggedSample *s, SeerErr *err) {
                           "correct", s->g.correct, "n_gen", s->g.n_gen, "line_acc", s->g.line_acc, "sel", sel,
                           "valid", valid, "t_prefill", s->tm.t_prefill, "t_decode", s->tm.t_decode, "n_prefill",
                           (json_int_t)s->tm.n_prefill, "n_decode", (json_int_t)s->tm.n_decode);
-    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    int bad = !line || fputs(line, lg->f) == EOF || fputc('\n', lg->f) == EOF || fflush(lg->f) || fsync(fileno(lg->f));
-    free(line), json_decref(o);
-    return bad ? seer_fail(err, "%s: write failed: %s", lg->path, strerror(errno)) : 0;
+    return write_line(lg, o, 0, err);
 }
 
 void sample_log_close(SampleLog *lg) {
