@@ -29,7 +29,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kChunks = kHD * 2 / 16;        // 16-byte chunks per row (16)
 constexpr int kTileBytes = kBlk * kHD * 2;   // one K or V tile (16 KB)
 constexpr int kQBytes = 16 * kHD * 2;        // Q rows padded to 16 (4 KB)
-constexpr int kStages = 3;                   // ring stages (4 and 5 measured no faster)
+constexpr int kStages = 3;                   // ring stages (4 and 5 no faster: H200, docs/KERNELS.md)
 // Dynamic shared memory of a dense program: Q + ring (100 KB) rounded up to 120 KB, more than half
 // of an SM's 228 KB, so that no second program, of this launch or of the next one started early
 // by programmatic dependent launch, shares the SM (measured: see docs/KERNELS.md).
