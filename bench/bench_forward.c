@@ -127,7 +127,11 @@ static void run_sdpa(const int *lens, int n, const AttnShape *s, int iters) {
     free(cmd);
     json_error_t je;
     json_t *root = p ? json_loadf(p, JSON_DISABLE_EOF_CHECK, &je) : NULL;
-    if (p) pclose(p);
+    if (p) {  // read to the end first: closing early broke the script's pipe on its last newline
+        while (fgetc(p) != EOF) {
+        }
+        pclose(p);
+    }
     json_t *res = json_object_get(root, "results");
     if (!res) {
         printf("  torch SDPA: no result (python3 bench/sdpa_prefill.py failed; see its stderr)\n");

@@ -213,6 +213,10 @@ __device__ __forceinline__ uint64_t l2_evict_last() {
     asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
     return policy;
 }
+// A float store that L2 should keep (policy from l2_evict_last).
+__device__ __forceinline__ void st_keep(float *p, float v, uint64_t policy) {
+    asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(p), "f"(v), "l"(policy) : "memory");
+}
 __device__ __forceinline__ void tma_load_3d(void *dst, const CUtensorMap *map, int c0, int c1, int c2,
                                             uint64_t *bar) {
     asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes"
@@ -302,11 +306,19 @@ __device__ void target_epilogue(const AttnParams &p, const float *scr, const flo
 // tile's gate blocks (for the target), running max m and sum l, and alpha, the factor O must be
 // rescaled by; s becomes the unnormalised probabilities. The 1/sqrt(HD) scale (log2 domain) is
 // folded into the exponent: p = exp2(s * scale - m), m the running max of s * scale.
+// MASK is a template flag, not a runtime one: with the mask's per-element key positions in the
+// common (off-diagonal) path, ptxas took P_{j-1}'s registers for them and so waited for
+// P_{j-1} V_{j-1} before the softmax instead of after it (the SASS showed the wait 17
+// instructions after S_j's, ahead of every exp2).
+template <bool MASK>
 __device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], float l[2], float alpha[2],
                                              float bm[ATT_BPT][2], float scale_log2,
-                                             const int qpos[2], int j, bool need_mask) {
+                                             const int qpos[2], int j) {
     constexpr int NPB = SEER_BLOCK / 8;  // n-tiles per gate block
-    const int lane = threadIdx.x & 31, kp0 = j * ATT_BN;
+    const int lane = threadIdx.x & 31;
+    // Element e of n-tile n is key j * ATT_BN + n * 8 + (lane % 4) * 2 + e % 2 of the document:
+    // masked when n * 8 + e % 2 (a constant) exceeds last[e / 2].
+    const int last[2] = {qpos[0] - j * ATT_BN - (lane & 3) * 2, qpos[1] - j * ATT_BN - (lane & 3) * 2};
     float tm[ATT_BPT][2];
 #pragma unroll
     for (int b = 0; b < ATT_BPT; b++) tm[b][0] = tm[b][1] = -INFINITY;
@@ -314,8 +326,7 @@ __device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], fl
     for (int n = 0; n < ATT_NT; n++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const bool masked = need_mask && kp0 + n * 8 + (lane & 3) * 2 + (e & 1) > qpos[e >> 1];
-            if (masked) s[4 * n + e] = -INFINITY;
+            if (MASK && n * 8 + (e & 1) > last[e >> 1]) s[4 * n + e] = -INFINITY;
             tm[n / NPB][e >> 1] = fmaxf(tm[n / NPB][e >> 1], s[4 * n + e]);
         }
 #pragma unroll
@@ -429,7 +440,7 @@ __device__ void target_loop(const AttnParams &p, float *rowC, uint64_t *tgt_full
 // is issued, then O += P_{j-1} V_{j-1}; the softmax of S_j runs while the tensor cores do
 // P_{j-1} V_{j-1}; O is rescaled once that is done, and buffer j-1 released. Q stays in registers
 // for the whole item.
-template <int HD>
+template <int HD, bool TARGET>
 __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSmem<HD> sm) {
     constexpr int KS = HD / 16;  // k-steps of S = Q K^T
     constexpr int NO = HD / 8;   // 8-column n-tiles of O
@@ -444,7 +455,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         const int qpos0 = q0 - d0, rows = nq * G;
         const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
-        float *scr = p.target ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB : nullptr;
+        float *scr = TARGET ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB : nullptr;
         if (scr) mbar_wait(&sm.tgt_empty[s], ((n >> 1) & 1) ^ 1);  // item n-2's target is written
 
         // This thread's rows: lane/4 and lane/4 + 8 of the warp's 16 (wgmma accumulator layout).
@@ -483,17 +494,22 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
 
         // The block max logits bm of tile bmj (if bmj >= 0) into the target scratch. Called after
         // the next tile's wait: ptxas serialises the wgmma pipeline when this store sits
-        // between a tile's wgmma wait and the next tile's wgmmas.
+        // between a tile's wgmma wait and the next tile's wgmmas. The stores ask L2 to keep the
+        // lines (evict_last, like K/V) until the target warps read them up to an item later:
+        // stored plainly, they were evicted by then and the K/V hit rate fell with them (8B target
+        // 16.8 -> 15.6 ms, 14B 23.0 -> 20.5; H200, 2026-11-28). The policy is made at each use, not
+        // held across the loop, which cost plain attention 3% in registers.
         float bm[ATT_BPT][2];
         int bmj = -1;
         auto store_block_max = [&]() {
             if (scr && bmj >= 0 && (lane & 3) == 0) {
+                const uint64_t keep = l2_evict_last();
 #pragma unroll
                 for (int b = 0; b < ATT_BPT; b++) {
                     const int blk = bmj * ATT_BPT + b;
 #pragma unroll
                     for (int h = 0; h < 2; h++)
-                        if (row[h] < rows && blk < p.NB) scr[blk * ATT_BM + row[h]] = bm[b][h];
+                        if (row[h] < rows && blk < p.NB) st_keep(scr + blk * ATT_BM + row[h], bm[b][h], keep);
                 }
             }
             bmj = -1;
@@ -515,7 +531,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             issue_s(sc, 0);
             wg_wait<0>();
             reg_fence<4 * ATT_NT>(sc);
-            softmax_tile(sc, m, l, alpha, bm, p.scale_log2, qpos, 0, ATT_BN - 1 > wq_lo);
+            softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, 0);
             pack_p(sc, pf);
             bmj = 0;
         }
@@ -531,7 +547,11 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             issue_pv<HD>(o, pf, v_tile(j - 1));
             wg_wait<1>();
             reg_fence<4 * ATT_NT>(sc);
-            softmax_tile(sc, m, l, alpha, bm, p.scale_log2, qpos, j, j * ATT_BN + ATT_BN - 1 > wq_lo);
+            if (j * ATT_BN + ATT_BN - 1 > wq_lo) {  // a diagonal tile: some key lies past some row's query
+                wg_wait<0>();  // (1-2 tiles per item) fewer spills than overlapping the masked softmax
+                softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
+            } else
+                softmax_tile<false>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
             wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pf reused, buffer j-1 freed
             fence_operands();
             release_tile(j - 1);
@@ -580,7 +600,9 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
 // Barrier counts: full 1 (+ bytes), empty 8 (consumer warps), q_full 1 (+ bytes), q_empty 256
 // (consumer threads), tgt_full 256, tgt_empty 96 (target threads). Q's buffer is zeroed once so the
 // rows past G * (ATT_BM / G) that TMA never writes (G not a power of two) hold no stale bits.
-template <int HD>
+// TARGET is a template flag: the plain kernel has no target code at all (with the target's
+// stores only skipped at run time, plain attention was 2% slower; H200, 2026-11-28).
+template <int HD, bool TARGET>
 __global__ void __launch_bounds__(ATT_THREADS, 1)
     attention_fwd_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ CUtensorMap tq,
                          const __grid_constant__ CUtensorMap tk, const __grid_constant__ CUtensorMap tv) {
@@ -606,15 +628,21 @@ __global__ void __launch_bounds__(ATT_THREADS, 1)
     if (threadIdx.x < 128) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATT_PRODUCER_REGS));
         if (threadIdx.x == 0) producer_loop<HD>(p, sm, &tq, &tk, &tv);
-        else if (threadIdx.x >= 32 && p.target) target_loop(p, sm.rowC, sm.tgt_full, sm.tgt_empty);
+        else if (TARGET && threadIdx.x >= 32) target_loop(p, sm.rowC, sm.tgt_full, sm.tgt_empty);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATT_CONSUMER_REGS));
-        consumer_loop<HD>(p, sm);
+        consumer_loop<HD, TARGET>(p, sm);
     }
 #endif
 }
 
 // ---------------------------------------------------------------- host side
+
+static const void *attn_kernel(int HD, bool target) {
+    if (HD == 64)
+        return target ? (const void *)attention_fwd_kernel<64, true> : (const void *)attention_fwd_kernel<64, false>;
+    return target ? (const void *)attention_fwd_kernel<128, true> : (const void *)attention_fwd_kernel<128, false>;
+}
 
 // Resident CTAs of the persistent grid on the current device (one per SM). Fails on a
 // device other than sm_90 (H100/H200): the kernel is built for sm_90a (wgmma).
@@ -627,13 +655,11 @@ static int attn_slots(int HD, SeerErr *err) {
         return seer_fail(err, "attention.cu: the attention kernel needs an sm_90 GPU (H100/H200), found sm_%d%d",
                          major, minor);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    const void *fn = HD == 64 ? (const void *)attention_fwd_kernel<64>
-                              : (const void *)attention_fwd_kernel<128>;
     size_t smem = HD == 64 ? AttnSmem<64>::BYTES : AttnSmem<128>::BYTES;
-    if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, ATT_THREADS, smem);
+    for (int target = 0; target < 2 && e == cudaSuccess; target++)
+        e = cudaFuncSetAttribute(attn_kernel(HD, target), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e == cudaSuccess)  // both variants have the same registers and shared memory
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, attn_kernel(HD, true), ATT_THREADS, smem);
     if (e != cudaSuccess || per_sm < 1) {
         seer_fail(err, "attention.cu: occupancy query for HD %d (smem %zu B): %s", HD, smem,
                   e != cudaSuccess ? cudaGetErrorString(e) : "kernel does not fit an SM");
@@ -806,13 +832,10 @@ int attention_forward_cuda(const AttnCudaPlan *pl, uint16_t *out, float *target,
     p.scale_log2 = (float)(1.4426950408889634 / sqrt((double)pl->HD));
     int grid = pl->n_work < pl->n_slots ? pl->n_work : pl->n_slots;
     size_t smem = pl->HD == 64 ? AttnSmem<64>::BYTES : AttnSmem<128>::BYTES;
-    if (pl->HD == 64)
-        attention_fwd_kernel<64><<<grid, ATT_THREADS, smem, stream>>>(p, maps[0], maps[1], maps[2]);
-    else
-        attention_fwd_kernel<128><<<grid, ATT_THREADS, smem, stream>>>(p, maps[0], maps[1], maps[2]);
-    cudaError_t e = cudaGetLastError();
+    void *args[] = {&p, &maps[0], &maps[1], &maps[2]};
+    cudaError_t e = cudaLaunchKernel(attn_kernel(pl->HD, target != NULL), grid, ATT_THREADS, args, smem, stream);
     if (e != cudaSuccess)
-        return seer_fail(err, "attention.cu: attention_fwd_kernel<HD %d> grid %d smem %zu (T %d H %d HKV %d): %s",
-                         pl->HD, grid, smem, pl->T, pl->H, pl->HKV, cudaGetErrorString(e));
+        return seer_fail(err, "attention.cu: attention_fwd_kernel<HD %d, target %d> grid %d smem %zu (T %d H %d HKV %d): %s",
+                         pl->HD, target != NULL, grid, smem, pl->T, pl->H, pl->HKV, cudaGetErrorString(e));
     return 0;
 }
