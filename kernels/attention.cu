@@ -2,7 +2,8 @@
 // accumulation, bf16 out, with the gate target of SPEC.md section 2 emitted in the same pass.
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
-// Tiling. One CTA (one per SM, persistent) takes work items = (document, query tile, KV head g).
+// Tiling. One CTA (one per SM, persistent) takes work items = (document, query tile, KV head g),
+// heaviest first in rounds, each round's items of one KV head (order_work: K/V stay in L2).
 // Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
 // ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
 // and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 128
@@ -24,7 +25,8 @@
 // alternately by consecutive items, so n_slots * 2 * 128 * NB floats, not T * H * NB). At the end of
 // the item the consumers publish each row's final max M and sum L; the target warps then form the
 // block-max probability exp2(ml - M) / L, its max over the group's G rows of a token, the strict
-// block-causal mask and the normalisation, and write each full target row (zeros included).
+// block-causal mask and the normalisation, and write each full target row (zeros included); then
+// they drop the slot's L2 lines (dead data, never written back) and hand the slot back.
 #include <cuda.h>  // CUtensorMap (types only; the encoder comes through the runtime's driver entry point)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
