@@ -3,7 +3,7 @@
 // CUDA twin of attention_forward_cpu (attention.h); docs/KERNELS.md explains the design.
 //
 // Tiling. One CTA (one per SM, persistent) takes work items = (document, query tile, KV head g),
-// heaviest first in rounds, each round's items of one KV head (order_work: K/V stay in L2).
+// heaviest first in rounds, each round's items of one KV head (attention_work_list: K/V stay in L2).
 // Its 128 rows are (token, head) pairs of that KV group, row r = token_local * G + head_local
 // ("packed GQA"): every row reads the same K/V, so a K/V tile in shared memory serves all G heads,
 // and all G heads of a token sit in one CTA, which the target's group max needs. Key tiles are 128
@@ -702,12 +702,6 @@ static int attn_check_shape(const int *doc_lens, int n_docs, int T, int H, int H
     return 0;
 }
 
-static int64_t attn_n_work(const int *doc_lens, int n_docs, int HKV, int tile) {
-    int64_t n = 0;
-    for (int d = 0; d < n_docs; d++) n += ceil_div(doc_lens[d], tile);
-    return n * HKV;
-}
-
 // The plan's workspace: the work list (rounded to 256 B), then, with the target, the scratch of
 // two slots per resident CTA.
 typedef struct {
@@ -722,7 +716,7 @@ static int attn_plan_layout(AttnLayout *l, const int *doc_lens, int n_docs, int 
     if (attn_check_shape(doc_lens, n_docs, T, H, HKV, HD, NB, err)) return -1;
     l->slots = attn_slots(HD, err);
     if (l->slots < 0) return -1;
-    l->n_work = attn_n_work(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
+    l->n_work = attention_work_count(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
     l->work_bytes = ((size_t)l->n_work * sizeof(int4) + 255) / 256 * 256;
     l->bytes = l->work_bytes + (with_target ? (size_t)l->slots * 2 * ATT_BM * NB * sizeof(float) : 0);
     return 0;
@@ -736,28 +730,7 @@ int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, in
     return 0;
 }
 
-static int cmp_work_desc(const void *a, const void *b) {
-    const int4 *x = (const int4 *)a, *y = (const int4 *)b;
-    int kx = x->x - x->y + (x->w & 255), ky = y->x - y->y + (y->w & 255);  // keys the item reads
-    if (kx != ky) return ky - kx;
-    return x->x != y->x ? x->x - y->x : x->w - y->w;
-}
-
-static int cmp_work_head(const void *a, const void *b) {  // KV head, then cmp_work_desc
-    const int ga = ((const int4 *)a)->w >> 8, gb = ((const int4 *)b)->w >> 8;
-    return ga != gb ? ga - gb : cmp_work_desc(a, b);
-}
-
-// Work order: heaviest first (so the rounds of round_item balance), then each window of
-// slots * HKV items (a round of query tiles for every KV head) regrouped by head, so that a round of
-// the persistent grid reads one head's K/V instead of all HKV heads' (for 32k tokens 16 MB in L2
-// instead of 128 MB). The rounds of a window hold the same query tiles, so they weigh the same.
-static void order_work(int4 *work, int64_t nw, int slots, int HKV) {
-    qsort(work, (size_t)nw, sizeof(int4), cmp_work_desc);
-    const int64_t win = (int64_t)slots * HKV;
-    for (int64_t i = 0; i < nw; i += win)
-        qsort(work + i, (size_t)(nw - i < win ? nw - i : win), sizeof(int4), cmp_work_head);
-}
+static_assert(sizeof(AttnWorkItem) == sizeof(int4), "the kernel reads work items as int4");
 
 int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, const int *doc_lens,
                              int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
@@ -767,19 +740,11 @@ int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, co
     if (bytes < l.bytes)
         return seer_fail(err, "attention.cu: workspace of %zu bytes < %zu planned", bytes, l.bytes);
     const int64_t nw = l.n_work;
-    const int tile = ATT_BM / (H / HKV);
-    int4 *work = (int4 *)xmalloc((size_t)nw * sizeof(int4));  // [nw] host copy, heaviest first
-    int64_t i = 0;
-    for (int d = 0, d0 = 0; d < n_docs; d0 += doc_lens[d], d++)
-        for (int s = 0; s < doc_lens[d]; s += tile)
-            for (int g = 0; g < HKV; g++) {
-                int nq = doc_lens[d] - s < tile ? doc_lens[d] - s : tile;
-                work[i++] = make_int4(d0 + s, d0, doc_lens[d], g * 256 + nq);
-            }
-    order_work(work, nw, l.slots, HKV);
+    AttnWorkItem *work = (AttnWorkItem *)xmalloc((size_t)nw * sizeof(*work));  // [nw] host copy
+    attention_work_list(work, doc_lens, n_docs, HKV, ATT_BM / (H / HKV), l.slots);
     *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, l.slots, with_target, workspace, NULL};
     if (with_target) pl->scratch = (float *)((char *)workspace + l.work_bytes);
-    cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(int4), cudaMemcpyHostToDevice, stream);
+    cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(*work), cudaMemcpyHostToDevice, stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(stream);  // the host copy is freed next
     free(work);
     if (e != cudaSuccess)

@@ -16,6 +16,22 @@ void attention_forward_cpu(float *out, float *target, const float *q, const floa
                            const float *v, const int *doc_lens, int n_docs, int T, int H, int HKV,
                            int HD, int NB);
 
+#include <stdint.h>
+
+// One work item of the CUDA kernel's persistent grid: the query tile [q0, q0 + nq) of the document
+// [d0, d0 + dlen) for KV head g; gq = g * 256 + nq. Read by the kernel as an int4.
+typedef struct {
+    int32_t q0, d0, dlen, gq;
+} AttnWorkItem;
+
+// Items of a chunk: one per (document, query tile of `tile` tokens, KV head).
+int64_t attention_work_count(const int *doc_lens, int n_docs, int HKV, int tile);
+
+// work[attention_work_count(..)] in the order the grid of `slots` CTAs takes them (round k: items
+// k * slots .. k * slots + slots - 1): heaviest first (most keys read), so the rounds balance, then
+// each window of slots * HKV items grouped by KV head, so a round streams one head's K/V (L2).
+void attention_work_list(AttnWorkItem *work, const int *doc_lens, int n_docs, int HKV, int tile, int slots);
+
 #ifdef SEER_CUDA
 #include <stddef.h>
 #include <stdint.h>

@@ -115,10 +115,49 @@ static void test_target_rows(void) {
     free(q), free(k), free(v), free(out), free(target);
 }
 
+// The CUDA grid's work list: every (query tile, KV head) of every document once, with its length;
+// heaviest first across windows of slots * HKV items, and grouped by KV head inside each window.
+static void check_work_order(const int *lens, int n_docs, int HKV, int tile, int slots) {
+    int64_t n = attention_work_count(lens, n_docs, HKV, tile), win = (int64_t)slots * HKV;
+    AttnWorkItem *w = xmalloc(sizeof(*w) * n);
+    attention_work_list(w, lens, n_docs, HKV, tile, slots);
+    int T = 0;
+    for (int d = 0; d < n_docs; d++) T += lens[d];
+    char *seen = xcalloc((size_t)T * HKV, 1);  // [q0, g]
+    int ok_items = 1, ok_heads = 1, ok_weights = 1;
+    for (int64_t i = 0; i < n; i++) {
+        int g = w[i].gq >> 8, nq = w[i].gq & 255, end = w[i].d0 + w[i].dlen;
+        ok_items &= g < HKV && (w[i].q0 - w[i].d0) % tile == 0 && nq == (end - w[i].q0 < tile ? end - w[i].q0 : tile);
+        ok_items &= !seen[(size_t)w[i].q0 * HKV + g];
+        seen[(size_t)w[i].q0 * HKV + g] = 1;
+        if (i % win) ok_heads &= (w[i - 1].gq >> 8) <= g;
+        if (i >= win) {  // nothing in this window reads more keys than the lightest of the last one
+            int lightest = 1 << 30;
+            for (int64_t j = i / win * win - win; j < i / win * win; j++) {
+                int kj = w[j].q0 - w[j].d0 + (w[j].gq & 255);
+                lightest = kj < lightest ? kj : lightest;
+            }
+            ok_weights &= w[i].q0 - w[i].d0 + nq <= lightest;
+        }
+    }
+    CHECK(ok_items);
+    CHECK(ok_heads);
+    CHECK(ok_weights);
+    free(w), free(seen);
+}
+
+static void test_work_order(void) {
+    int one[] = {32768}, packed[] = {6000, 6000, 6000, 6000, 6000, 2768}, odd[] = {1, 130, 64, 7, 191};
+    check_work_order(one, 1, 8, 32, 132);     // Qwen3-8B shape, one 32k document, H100/H200 grid
+    check_work_order(packed, 6, 8, 25, 132);  // 14B's 25-token tiles, packed
+    check_work_order(odd, 5, 3, 16, 5);       // short documents, windows cut inside query tiles
+}
+
 int main(void) {
     RUN(test_single_document);
     RUN(test_packed_awkward);
     RUN(test_group_of_one);
     RUN(test_target_rows);
+    RUN(test_work_order);
     return test_summary();
 }
