@@ -415,12 +415,8 @@ double engine_sparsity_from(const double *sel, const double *valid, int L, doubl
     return v > 0 ? 1.0 - s / v : 0.0;
 }
 
-void engine_sparsity(const Engine *e, double *sparsity) {
-    engine_sparsity_from(e->sel, e->valid, e->m->cfg.L, sparsity);
-}
-
-double engine_sparsity_overall(const Engine *e) {
-    return engine_sparsity_from(e->sel, e->valid, e->m->cfg.L, NULL);
+double engine_sparsity(const Engine *e, double *per_layer) {
+    return engine_sparsity_from(e->sel, e->valid, e->m->cfg.L, per_layer);
 }
 
 void engine_block_counts(const Engine *e, double *sel, double *valid) {

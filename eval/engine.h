@@ -75,11 +75,10 @@ int engine_len(const Engine *e);
 // padded; NULL before the first step or for a dense layer. *nb_cap gets the row length.
 const int32_t *engine_block_lists(const Engine *e, int l, int *nb_cap);
 
-// Per-layer sparsity so far (see above); sparsity: [L]. Layers without a decode step get 0.
-void engine_sparsity(const Engine *e, double *sparsity);
-// Overall sparsity: selected over valid blocks summed over every layer.
-double engine_sparsity_overall(const Engine *e);
-// The counters behind both: sel, valid [L] selected and valid blocks summed so far.
+// Sparsity so far (see above): returns the overall figure (selected over valid blocks summed over
+// every layer) and, when per_layer [L] is not NULL, each layer's (0 for a layer without a decode step).
+double engine_sparsity(const Engine *e, double *per_layer);
+// The counters behind it: sel, valid [L] selected and valid blocks summed so far.
 void engine_block_counts(const Engine *e, double *sel, double *valid);
 // Sparsity from such counters: per_layer [L] = 1 - sel / valid (0 where valid is 0); returns the
 // overall figure, 1 - sum(sel) / sum(valid).

@@ -159,9 +159,8 @@ static void test_engine_teacher_forcing(void) {
         double rel = max_rel_err(got + off, ref + off, (long)n, 1.0);
         if (!(rel <= 1e-4)) fprintf(stderr, "    prompt %d: max rel err %g\n", P, rel);
         CHECK(rel <= 1e-4);
-        double sp[2];
-        engine_sparsity(e, sp);
-        CHECK(sp[0] == 0 && sp[1] == 0 && engine_sparsity_overall(e) == 0);
+        double sp[2], overall = engine_sparsity(e, sp);
+        CHECK(sp[0] == 0 && sp[1] == 0 && overall == 0);
         CHECK(engine_len(e) == TT);
         engine_free(e);
     }
@@ -181,7 +180,7 @@ static void test_engine_all_blocks_is_dense(void) {
         double rel = max_rel_err(got + 19 * VV, dense + 19 * VV, (long)(TT - 19) * VV, 1.0);
         if (!(rel <= 1e-5)) fprintf(stderr, "    %s: max rel err %g\n", engine_method_name(ms[i]), rel);
         CHECK(rel <= 1e-5);
-        CHECK(engine_sparsity_overall(e) == 0);
+        CHECK(engine_sparsity(e, NULL) == 0);
         engine_free(e);
     }
     free(dense), free(got);
@@ -224,9 +223,8 @@ static void test_engine_selection_invariants(void) {
             ok &= lists_ok(e, t + 1, max_n[i]);
         }
         CHECK(ok);
-        double sp[2];
-        engine_sparsity(e, sp);
-        CHECK(sp[0] > 0 && sp[1] > 0 && engine_sparsity_overall(e) > 0);
+        double sp[2], overall = engine_sparsity(e, sp);
+        CHECK(sp[0] > 0 && sp[1] > 0 && overall > 0);
         engine_free(e);
     }
     free(logits);
