@@ -26,7 +26,10 @@
 // the item the consumers publish each row's final max M and sum L; the target warps then form the
 // block-max probability exp2(ml - M) / L, its max over the group's G rows of a token, the strict
 // block-causal mask and the normalisation, and write each full target row (zeros included); then
-// they drop the slot's L2 lines (dead data, never written back) and hand the slot back.
+// they drop the slot's L2 lines (dead data, never written back) and hand the slot back. Only the
+// tokens at in-document positions >= the item's t0 get target rows (the trainer supervises the
+// last half of each document); an item wholly before t0 stores no block maxima and its target
+// warps only pass the slot back.
 #include <cuda.h>  // CUtensorMap (types only; the encoder comes through the runtime's driver entry point)
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -61,7 +64,7 @@ typedef struct {
     float *target;           // [HKV, T, NB] or NULL
     float *scratch;          // [n_slots, 2, NB, ATT_BM] (target only): block-major, so a tile's 128
                              // block maxima are one contiguous 512-byte write
-    const int4 *work;        // [n_work] (q0, d0, dlen, g * 256 + nq)
+    const int4 *work;        // [n_work] (q0, d0, t0, g * 256 + nq): AttnWorkItem
     int T, H, G, NB, n_work;
     float scale_log2;  // log2(e) / sqrt(HD)
 } AttnParams;
@@ -265,10 +268,13 @@ struct AttnSmem {
 // For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - C[h]) over the group's rows, with
 // C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < nv = floor(pos/64), normalised by
 // (sum + 1e-9); the whole row of NB entries is written. Run by warp `ew` of ATT_TGT_WARPS, one
-// token at a time, lane l taking blocks l, l + 32, ...: a first pass sums the group maxima, a
-// second recomputes them from the scratch (an L2 hit) and writes them normalised with streaming
-// stores (the target is not read again here), then zeros for j >= nv. One block per lane at a
-// time (unrolled two deep it spilled in warpgroup 0's 56 registers).
+// token at a time (from tl0 on), lane l taking blocks l, l + 32, ...: a first pass reads the
+// scratch once, writes the group maxima unnormalised into the target row and sums them; a second
+// reads back its own entries (an L2 hit; 1/G of the scratch's bytes) and writes them normalised
+// with streaming stores; then zeros for j >= nv. Rereading the scratch in the second pass instead
+// was 1-2% slower with the target (H200, 2026-11-28). One block per lane at a time, loops not
+// unrolled (unrolled, they spilled in warpgroup 0's 56 registers or, through ptxas's allocation,
+// in the consumers').
 // Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
 // max_h exp2(x_h) = exp2(max_h x_h): one exp2 per (token, block), not G (the consumers' softmax
 // keeps the special function unit busy). A token's G rows are one 16-byte aligned float4 each 4
@@ -288,17 +294,23 @@ __device__ __forceinline__ float target_block_max(const float *s, const float *c
 }
 
 __device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
-                                int qpos0, int nq, int g, int ew) {
+                                int qpos0, int tl0, int nq, int g, int ew) {
     const int lane = threadIdx.x & 31, G = p.G, NB = p.NB;
-    for (int tl = ew; tl < nq; tl += ATT_TGT_WARPS) {
+    for (int tl = tl0 + ew; tl < nq; tl += ATT_TGT_WARPS) {
         const int nv = (qpos0 + tl) / SEER_BLOCK;
         const float *s = scr + tl * G, *c = rowC + tl * G;
         float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
-        for (int j = lane; j < nv; j += 32) sum += target_block_max(s, c, G, j);
+#pragma unroll 1
+        for (int j = lane; j < nv; j += 32) {  // unnormalised, kept in L2 for the pass below
+            const float x = target_block_max(s, c, G, j);
+            dst[j] = x;
+            sum += x;
+        }
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const float inv = 1.f / (sum + 1e-9f);
-        for (int j = lane; j < nv; j += 32) __stcs(dst + j, target_block_max(s, c, G, j) * inv);
+#pragma unroll 1
+        for (int j = lane; j < nv; j += 32) __stcs(dst + j, dst[j] * inv);  // this lane's own writes
         for (int j = nv + lane; j < NB; j += 32) __stcs(dst + j, 0.f);
     }
 }
@@ -390,6 +402,9 @@ __device__ __forceinline__ int round_item(int k, int n_work) {
     return w < n_work ? w : -1;
 }
 
+// Some token of item it is at or past its t0, so the item has target rows.
+__device__ __forceinline__ bool item_has_target(const int4 &it) { return it.x - it.y + (it.w & 255) > it.z; }
+
 // Producer (one thread): for each of the CTA's items, Q once it is free, then the item's K/V tiles
 // into the ring. Ring use u (counted across items) goes to buffer u % ATT_STAGES and waits for
 // that buffer's previous use to be released.
@@ -442,11 +457,13 @@ __device__ void target_loop(const AttnParams &p, float *rowC, uint64_t *tgt_full
     uint32_t n = 0;
     for (int k = 0, w; (w = round_item(k, p.n_work)) >= 0; k++, n++) {
         const int4 it = p.work[w];
-        const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
+        const int q0 = it.x, qpos0 = it.x - it.y, t0 = it.z, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         mbar_wait(&tgt_full[s], (n >> 1) & 1);
-        const float *scr = p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB;
-        target_epilogue(p, scr, rowC + s * ATT_BM, q0, q0 - d0, nq, g, ew);
-        discard_slot(scr, min((q0 - d0 + nq + ATT_BN - 1) / ATT_BN * ATT_BPT, p.NB));
+        if (item_has_target(it)) {
+            const float *scr = p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB;
+            target_epilogue(p, scr, rowC + s * ATT_BM, q0, qpos0, max(t0 - qpos0, 0), nq, g, ew);
+            discard_slot(scr, min((qpos0 + nq + ATT_BN - 1) / ATT_BN * ATT_BPT, p.NB));
+        }
         mbar_arrive(&tgt_empty[s]);
     }
 }
@@ -470,7 +487,11 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         const int q0 = it.x, d0 = it.y, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         const int qpos0 = q0 - d0, rows = nq * G;
         const int nkt = (qpos0 + nq + ATT_BN - 1) / ATT_BN;
+        // Every item passes through the slot hand-over; only an item with target rows stores block
+        // maxima. (Handing slots over for target items only, with slot and phase precomputed in the
+        // work list, made ptxas spill here and was 2-4% slower: H200, 2026-11-28.)
         float *scr = TARGET ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB : nullptr;
+        const bool keep_max = TARGET && item_has_target(it);
         if (scr) mbar_wait(&sm.tgt_empty[s], ((n >> 1) & 1) ^ 1);  // item n-2's target is written
 
         // This thread's rows: lane/4 and lane/4 + 8 of the warp's 16 (wgmma accumulator layout).
@@ -517,7 +538,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         float bm[ATT_BPT][2];
         int bmj = -1;
         auto store_block_max = [&]() {
-            if (scr && bmj >= 0 && (lane & 3) == 0) {
+            if (keep_max && bmj >= 0 && (lane & 3) == 0) {
                 const uint64_t keep = l2_evict_last();
 #pragma unroll
                 for (int b = 0; b < ATT_BPT; b++) {
@@ -734,14 +755,17 @@ static_assert(sizeof(AttnWorkItem) == sizeof(int4), "the kernel reads work items
 
 int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, const int *doc_lens,
                              int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
-                             cudaStream_t stream, SeerErr *err) {
+                             const int *target_from, cudaStream_t stream, SeerErr *err) {
     AttnLayout l;
     if (attn_plan_layout(&l, doc_lens, n_docs, T, H, HKV, HD, NB, with_target, err)) return -1;
+    for (int d = 0; target_from && d < n_docs; d++)
+        if (target_from[d] < 0)
+            return seer_fail(err, "attention.cu: target_from %d of document %d is negative", target_from[d], d);
     if (bytes < l.bytes)
         return seer_fail(err, "attention.cu: workspace of %zu bytes < %zu planned", bytes, l.bytes);
     const int64_t nw = l.n_work;
     AttnWorkItem *work = (AttnWorkItem *)xmalloc((size_t)nw * sizeof(*work));  // [nw] host copy
-    attention_work_list(work, doc_lens, n_docs, HKV, ATT_BM / (H / HKV), l.slots);
+    attention_work_list(work, doc_lens, n_docs, HKV, ATT_BM / (H / HKV), l.slots, target_from);
     *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, l.slots, with_target, workspace, NULL};
     if (with_target) pl->scratch = (float *)((char *)workspace + l.work_bytes);
     cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(*work), cudaMemcpyHostToDevice, stream);

@@ -19,9 +19,10 @@ void attention_forward_cpu(float *out, float *target, const float *q, const floa
 #include <stdint.h>
 
 // One work item of the CUDA kernel's persistent grid: the query tile [q0, q0 + nq) of the document
-// [d0, d0 + dlen) for KV head g; gq = g * 256 + nq. Read by the kernel as an int4.
+// starting at d0, for KV head g; gq = g * 256 + nq. Target rows are written for the tile's tokens
+// at in-document positions >= t0 only. Read by the kernel as an int4.
 typedef struct {
-    int32_t q0, d0, dlen, gq;
+    int32_t q0, d0, t0, gq;
 } AttnWorkItem;
 
 // Items of a chunk: one per (document, query tile of `tile` tokens, KV head).
@@ -30,7 +31,10 @@ int64_t attention_work_count(const int *doc_lens, int n_docs, int HKV, int tile)
 // work[attention_work_count(..)] in the order the grid of `slots` CTAs takes them (round k: items
 // k * slots .. k * slots + slots - 1): heaviest first (most keys read), so the rounds balance, then
 // each window of slots * HKV items grouped by KV head, so a round streams one head's K/V (L2).
-void attention_work_list(AttnWorkItem *work, const int *doc_lens, int n_docs, int HKV, int tile, int slots);
+// target_from: [n_docs] first in-document position of each document whose target row is wanted
+// (the trainer's first supervised token, SPEC.md section 3), or NULL for every row.
+void attention_work_list(AttnWorkItem *work, const int *doc_lens, int n_docs, int HKV, int tile, int slots,
+                         const int *target_from);
 
 #ifdef SEER_CUDA
 #include <stddef.h>
@@ -60,17 +64,22 @@ int attention_cuda_plan_bytes(size_t *bytes, const int *doc_lens, int n_docs, in
                               int HD, int NB, int with_target, SeerErr *err);
 
 // Fills the plan and uploads its work list into workspace (device memory of `bytes` >= the planned
-// size) on `stream`, synchronising it once. doc_lens are host memory. Same failures as above, plus
-// a workspace that is too small or a failed copy.
+// size) on `stream`, synchronising it once. doc_lens are host memory. target_from (host, [n_docs],
+// or NULL: every row): the target is formed only for tokens at in-document positions >=
+// target_from[d] (>= 0; the document's length or more: none); the rows before are left as they
+// are in the caller's buffer (the trainer never reads them: the loss supervises the last half of
+// each document). Same failures as above, plus a workspace that is too small, a negative
+// target_from or a failed copy.
 int attention_cuda_plan_init(AttnCudaPlan *plan, void *workspace, size_t bytes, const int *doc_lens,
                              int n_docs, int T, int H, int HKV, int HD, int NB, int with_target,
-                             cudaStream_t stream, SeerErr *err);
+                             const int *target_from, cudaStream_t stream, SeerErr *err);
 
 // out: [T, H, HD] bf16. q: token t, head h at q[t*ldq + h*HD] (bf16); k, v: KV head g at
 // k[t*ldk + g*HD], v[t*ldv + g*HD] (so a fused [T, (H+2*HKV)*HD] QKV buffer works in place).
-// target: [HKV, T, NB] fp32 device memory, every entry written (same semantics as the CPU twin),
-// or NULL for plain attention (a plan made with_target can serve both). q, k, v are read with the
-// tensor memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
+// target: [HKV, T, NB] fp32 device memory, every entry of the plan's target rows written (same
+// semantics as the CPU twin; all rows unless the plan was made with target_from), or NULL for
+// plain attention (a plan made with_target can serve both). q, k, v are read with the tensor
+// memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
 // Asynchronous on stream; returns -1 (err names the launch and the shapes) when the launch fails,
 // q/k/v are misaligned, or a target is asked of a plan made without one.
 int attention_forward_cuda(const AttnCudaPlan *plan, uint16_t *out, float *target,

@@ -25,13 +25,14 @@ static int cmp_head(const void *a, const void *b) {  // KV head, then cmp_heavie
     return ga != gb ? ga - gb : cmp_heaviest(a, b);
 }
 
-void attention_work_list(AttnWorkItem *work, const int *doc_lens, int n_docs, int HKV, int tile, int slots) {
+void attention_work_list(AttnWorkItem *work, const int *doc_lens, int n_docs, int HKV, int tile, int slots,
+                         const int *target_from) {
     int64_t n = 0;
     for (int d = 0, d0 = 0; d < n_docs; d0 += doc_lens[d], d++)
         for (int s = 0; s < doc_lens[d]; s += tile)
             for (int g = 0; g < HKV; g++) {
                 int nq = doc_lens[d] - s < tile ? doc_lens[d] - s : tile;
-                work[n++] = (AttnWorkItem){d0 + s, d0, doc_lens[d], g * 256 + nq};
+                work[n++] = (AttnWorkItem){d0 + s, d0, target_from ? target_from[d] : 0, g * 256 + nq};
             }
     qsort(work, (size_t)n, sizeof(*work), cmp_heaviest);
     const int64_t win = (int64_t)slots * HKV;

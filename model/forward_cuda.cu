@@ -360,7 +360,7 @@ int forward_cuda_run(ForwardCuda *f, const int *ids, int T, const int *doc_lens,
     if (e != cudaSuccess) return seer_fail(err, "forward_cuda: upload of ids/positions (T %d): %s", T, cudaGetErrorString(e));
     AttnCudaPlan ap;
     TRY(attention_cuda_plan_init(&ap, f->attn_ws, f->attn_ws_bytes, doc_lens, n_docs, T, c->H, c->HKV, c->HD,
-                                 NB, f->with_target, s, err));
+                                 NB, f->with_target, want_t ? hook->target_from : NULL, s, err));
     Timer tm;
     tm.f = f;
     tm.k = 0;

@@ -61,6 +61,8 @@ typedef struct {
     ForwardCudaLayerFn fn;  // called after each layer's attention, before o_proj; -1 stops
     void *ctx;
     int want_target;        // compute the target at every layer (the plan must include it)
+    const int *target_from; // [n_docs] or NULL: target rows only from these in-document positions
+                            //   on (attention_cuda_plan_init), e.g. the loss's supervised tokens
 } ForwardCudaHook;
 
 // Milliseconds spent per part (CUDA events), summed over the layers of the last run.

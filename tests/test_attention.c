@@ -115,18 +115,24 @@ static void test_target_rows(void) {
     free(q), free(k), free(v), free(out), free(target);
 }
 
-// The CUDA grid's work list: every (query tile, KV head) of every document once, with its length;
-// heaviest first across windows of slots * HKV items, and grouped by KV head inside each window.
-static void check_work_order(const int *lens, int n_docs, int HKV, int tile, int slots) {
+// The CUDA grid's work list: every (query tile, KV head) of every document once, with its length
+// and its document's first target row (target_from, NULL: 0); heaviest first across windows of
+// slots * HKV items, and grouped by KV head inside each window.
+static void check_work_order(const int *lens, int n_docs, int HKV, int tile, int slots, const int *target_from) {
     int64_t n = attention_work_count(lens, n_docs, HKV, tile), win = (int64_t)slots * HKV;
     AttnWorkItem *w = xmalloc(sizeof(*w) * n);
-    attention_work_list(w, lens, n_docs, HKV, tile, slots);
+    attention_work_list(w, lens, n_docs, HKV, tile, slots, target_from);
     int T = 0;
     for (int d = 0; d < n_docs; d++) T += lens[d];
+    int *doc_of = xmalloc(sizeof(int) * (size_t)T);  // [T] document of each token
+    for (int d = 0, t = 0; d < n_docs; d++)
+        for (int i = 0; i < lens[d]; i++) doc_of[t++] = d;
     char *seen = xcalloc((size_t)T * HKV, 1);  // [q0, g]
     int ok_items = 1, ok_heads = 1, ok_weights = 1;
     for (int64_t i = 0; i < n; i++) {
-        int g = w[i].gq >> 8, nq = w[i].gq & 255, end = w[i].d0 + w[i].dlen;
+        int g = w[i].gq >> 8, nq = w[i].gq & 255, d = doc_of[w[i].q0], end = w[i].d0 + lens[d];
+        ok_items &= doc_of[w[i].d0] == d && (w[i].d0 == 0 || doc_of[w[i].d0 - 1] != d);  // d0 starts d
+        ok_items &= w[i].t0 == (target_from ? target_from[d] : 0);
         ok_items &= g < HKV && (w[i].q0 - w[i].d0) % tile == 0 && nq == (end - w[i].q0 < tile ? end - w[i].q0 : tile);
         ok_items &= !seen[(size_t)w[i].q0 * HKV + g];
         seen[(size_t)w[i].q0 * HKV + g] = 1;
@@ -143,14 +149,15 @@ static void check_work_order(const int *lens, int n_docs, int HKV, int tile, int
     CHECK(ok_items);
     CHECK(ok_heads);
     CHECK(ok_weights);
-    free(w), free(seen);
+    free(w), free(seen), free(doc_of);
 }
 
 static void test_work_order(void) {
     int one[] = {32768}, packed[] = {6000, 6000, 6000, 6000, 6000, 2768}, odd[] = {1, 130, 64, 7, 191};
-    check_work_order(one, 1, 8, 32, 132);     // Qwen3-8B shape, one 32k document, H100/H200 grid
-    check_work_order(packed, 6, 8, 25, 132);  // 14B's 25-token tiles, packed
-    check_work_order(odd, 5, 3, 16, 5);       // short documents, windows cut inside query tiles
+    int half[] = {3000, 3000, 3000, 3000, 3000, 1384}, odd_from[] = {64, 65, 64, 64, 95};
+    check_work_order(one, 1, 8, 32, 132, NULL);       // Qwen3-8B shape, one 32k document, H100/H200 grid
+    check_work_order(packed, 6, 8, 25, 132, half);    // 14B's 25-token tiles, packed, target on the last halves
+    check_work_order(odd, 5, 3, 16, 5, odd_from);     // short documents, windows cut inside query tiles
 }
 
 int main(void) {

@@ -17,8 +17,7 @@ int gate_loss_opts_check(const GateLossOpts *o, SeerErr *err) {
     return 0;
 }
 
-// First supervised in-doc position of a document of length len.
-static int first_supervised(int len, float slice_ratio) {
+int gate_loss_first_row(int len, float slice_ratio) {
     int p0 = (int)floor((double)len * slice_ratio);
     return p0 > SEER_BLOCK ? p0 : SEER_BLOCK;
 }
@@ -27,10 +26,10 @@ void gate_loss_plan(float *w_tok, GateLossStats *st, const int *doc_lens, int n_
                     float slice_ratio) {
     memset(st, 0, sizeof *st);
     for (int d = 0; d < n_docs; d++)
-        if (doc_lens[d] > first_supervised(doc_lens[d], slice_ratio)) st->n_docs++;
+        if (doc_lens[d] > gate_loss_first_row(doc_lens[d], slice_ratio)) st->n_docs++;
     int t = 0;
     for (int d = 0; d < n_docs; d++) {
-        int len = doc_lens[d], p0 = first_supervised(len, slice_ratio);
+        int len = doc_lens[d], p0 = gate_loss_first_row(len, slice_ratio);
         int64_t rows = len > p0 ? (int64_t)HKV * (len - p0) : 0;
         st->n_rows += rows;
         float w = rows ? (float)(1.0 / ((double)st->n_docs * (double)rows)) : 0.0f;

@@ -37,6 +37,11 @@ GateLossOpts gate_loss_default_opts(void);
 // 0 when slice_ratio is in [0, 1] and scale is finite; else -1 with err saying which.
 int gate_loss_opts_check(const GateLossOpts *o, SeerErr *err);
 
+// First supervised in-document position of a document of length len: floor(len * slice_ratio),
+// at least 64 (the first token with an allowed block). The document has supervised rows when
+// len exceeds it.
+int gate_loss_first_row(int len, float slice_ratio);
+
 // The supervision plan of a chunk: w_tok[t] ([T], or NULL) = 1 / (n_docs * n_rows_d) for a
 // supervised token of document d, 0 otherwise (unscaled row weight; the same for every group).
 // Fills st's n_docs, n_rows and zeroes loss, kl. doc_lens: [n_docs] (lengths >= 1).

@@ -1,7 +1,9 @@
 // test_attention.c (GPU): attention_forward_cuda against attention_forward_cpu on awkward packed
 // chunks: T not a multiple of 64, one-token documents, many short documents, G = 1, 4, 5, 8,
-// HD 64 and 128, q/k/v as slices of one fused QKV buffer, target on and off, and the refusal of
-// q/k/v that the tensor memory accelerator cannot read (unaligned start or token stride).
+// HD 64 and 128, q/k/v as slices of one fused QKV buffer, target on and off, target rows only
+// from a per-document position on (the trainer's last halves: the rows before stay untouched),
+// and the refusal of q/k/v that the tensor memory accelerator cannot read (unaligned start or
+// token stride).
 //
 // Inputs are random bf16 values; the CPU reference runs in fp32 on the same (rounded) values.
 // Tolerances: out is bf16 and P is rounded to bf16 before P V, so |d| <= 2e-2 * max(|ref|, 1);
@@ -33,7 +35,25 @@ typedef struct {
     int n_docs;
     const int *doc_lens;
     int H, HKV, HD;
+    const int *target_from;  // [n_docs] first in-document position with a target row, or NULL: all
 } Case;
+
+// Rows of tokens before their document's target_from must still hold the 0xff bytes the buffer was
+// filled with; they are then set to the reference so that the comparison covers the other rows.
+static int rows_before_untouched(float *tgt, const float *ref_t, const Case *c, int T, int HKV, int NB) {
+    int ok = 1;
+    for (int d = 0, t = 0; d < c->n_docs; d++)
+        for (int p = 0; p < c->doc_lens[d]; p++, t++) {
+            if (p >= c->target_from[d]) continue;
+            for (int g = 0; g < HKV; g++) {
+                float *row = tgt + ((size_t)g * T + t) * NB;
+                uint32_t bits;
+                for (int j = 0; j < NB; j++) ok &= (memcpy(&bits, row + j, 4), bits == 0xffffffffu);
+                memcpy(row, ref_t + ((size_t)g * T + t) * NB, sizeof(float) * NB);
+            }
+        }
+    return ok;
+}
 
 // One case: fused QKV [T, (H + 2 HKV) HD] bf16 on both sides; CPU gets fp32 copies of q, k, v.
 static void run_case(const Case *c) {
@@ -73,7 +93,7 @@ static void run_case(const Case *c) {
     CUDA_OK(cudaMemset(d_t, 0xff, sizeof(float) * nt));  // NaN: every entry must be written
     AttnCudaPlan plan;
     CHECK(attention_cuda_plan_init(&plan, ws, ws_bytes, c->doc_lens, c->n_docs, T, H, HKV, HD, NB, 1,
-                                   0, &err) == 0);
+                                   c->target_from, 0, &err) == 0);
     const uint16_t *dq = d_qkv, *dk = dq + H * HD, *dv = dk + HKV * HD;
     // TMA needs 16-byte aligned q/k/v starts and token strides: refused before any launch.
     CHECK(attention_forward_cuda(&plan, d_out, NULL, dq + 1, W, dk, W, dv, W, 0, &err) == -1);
@@ -92,6 +112,7 @@ static void run_case(const Case *c) {
         CHECK(eo <= 2e-2);
         if (!with_t) continue;
         CUDA_OK(cudaMemcpy(tgt, d_t, sizeof(float) * nt, cudaMemcpyDeviceToHost));
+        if (c->target_from) CHECK(rows_before_untouched(tgt, ref_t, c, T, HKV, NB));
         double et = max_rel_err(tgt, ref_t, (long)nt, 1e-3);
         printf("    %-22s target max rel err %.3g\n", c->name, et);
         CHECK(et <= 2e-3);
@@ -105,34 +126,43 @@ static void run_case(const Case *c) {
 
 static void test_one_doc_odd_length(void) {  // T = 200: partial last block; G = 4, HD 128
     static const int d[] = {200};
-    run_case(&(Case){"one doc T=200 G=4", 1, d, 8, 2, 128});
+    run_case(&(Case){"one doc T=200 G=4", 1, d, 8, 2, 128, NULL});
 }
 
 static void test_one_token_docs(void) {  // G = 5, HD 64, one-token documents between others
     static const int d[] = {1, 1, 130, 1, 67, 1};
-    run_case(&(Case){"1-token docs G=5", 6, d, 10, 2, 64});
+    run_case(&(Case){"1-token docs G=5", 6, d, 10, 2, 64, NULL});
 }
 
 static void test_many_short_docs(void) {  // G = 8, HD 128, 40 short docs and one long
     static int d[41];
     for (int i = 0; i < 40; i++) d[i] = 1 + (i * 37) % 50;
     d[40] = 300;
-    run_case(&(Case){"41 docs G=8", 41, d, 8, 1, 128});
+    run_case(&(Case){"41 docs G=8", 41, d, 8, 1, 128, NULL});
 }
 
 static void test_no_gqa(void) {  // G = 1, HD 64
     static const int d[] = {333, 64, 65};
-    run_case(&(Case){"G=1 HD=64", 3, d, 3, 3, 64});
+    run_case(&(Case){"G=1 HD=64", 3, d, 3, 3, 64, NULL});
 }
 
 static void test_long_doc(void) {  // many key tiles and query tiles, G = 4, HD 128
     static const int d[] = {1000, 100};
-    run_case(&(Case){"T=1100 G=4", 2, d, 8, 2, 128});
+    run_case(&(Case){"T=1100 G=4", 2, d, 8, 2, 128, NULL});
 }
 
 static void test_g5_hd128(void) {  // G = 5, HD 128: 125 rows per item, the second warpgroup partly padding
     static const int d[] = {700, 3, 190};
-    run_case(&(Case){"G=5 HD=128", 3, d, 10, 2, 128});
+    run_case(&(Case){"G=5 HD=128", 3, d, 10, 2, 128, NULL});
+}
+
+static void test_target_from(void) {  // target rows from per-document positions (G = 5 and 8)
+    static const int d5[] = {700, 3, 190}, f5[] = {350, 0, 200};  // 200: past the end, no rows
+    run_case(&(Case){"G=5 target from", 3, d5, 10, 2, 128, f5});
+    static int d8[41], f8[41];
+    for (int i = 0; i < 40; i++) d8[i] = 1 + (i * 37) % 50, f8[i] = d8[i] / 2;
+    d8[40] = 300, f8[40] = 150;
+    run_case(&(Case){"41 docs G=8 target from", 41, d8, 8, 1, 128, f8});
 }
 
 static void test_bad_shapes(void) {
@@ -144,6 +174,10 @@ static void test_bad_shapes(void) {
     CHECK(attention_cuda_plan_bytes(&b, d, 2, 301, 8, 2, 128, 4, 1, &err) == -1);  // sum != T
     CHECK(attention_cuda_plan_bytes(&b, d, 2, 300, 8, 2, 96, 4, 1, &err) == -1);   // HD 96
     CHECK(attention_cuda_plan_bytes(&b, d, 2, 300, 8, 3, 128, 4, 1, &err) == -1);  // 8 % 3
+    static const int from[] = {50, -1};
+    AttnCudaPlan pl;
+    CHECK(attention_cuda_plan_init(&pl, NULL, 0, d, 2, 300, 8, 2, 128, 4, 1, from, 0, &err) == -1);
+    CHECK(strstr(err.msg, "document 1 is negative") != NULL);
 }
 
 int main(void) {
@@ -153,6 +187,7 @@ int main(void) {
     RUN(test_no_gqa);
     RUN(test_long_doc);
     RUN(test_g5_hd128);
+    RUN(test_target_from);
     RUN(test_bad_shapes);
     return test_summary();
 }

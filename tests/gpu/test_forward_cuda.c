@@ -360,7 +360,7 @@ static void check_forward(ForwardCuda *f, const Model *m, const Model *noisy, co
     cpu_forward(m, ids, T, docs, n_docs, &cc, ref);
     cpu_forward(noisy, ids, T, docs, n_docs, &nc, nref);
     CUDA_OK(cudaMalloc((void **)&dl, sizeof(float) * nl));
-    ForwardCudaHook gh = {cuda_hook, &gc, want_target};
+    ForwardCudaHook gh = {cuda_hook, &gc, want_target, NULL};  // every target row, as the CPU twin
     int rc = forward_cuda_run(f, ids, T, docs, n_docs, &gh, dl, &err);
     if (rc) printf("    %s\n", err.msg);
     CHECK(rc == 0);
@@ -504,7 +504,7 @@ static void test_forward_random_models(void) {
         CHECK(forward_cuda_create(&g, c, 230, 0, 0, NULL, &err) == 0 && forward_cuda_upload(&g, &m, &err) == 0);
         check_forward(&g, &m, &noisy, name, packed, 6, 0);
         int ids[77] = {0};
-        ForwardCudaHook asks = {cuda_hook, NULL, 1};
+        ForwardCudaHook asks = {cuda_hook, NULL, 1, NULL};
         CHECK(forward_cuda_run(&g, ids, 77, one_doc, 1, &asks, NULL, &err) == -1);
         CHECK(strstr(err.msg, "without") != NULL);
         forward_cuda_free(&f), forward_cuda_free(&g);
