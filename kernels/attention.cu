@@ -20,10 +20,12 @@
 // rescaled and P_j packed over P_{j-1}. No CTA barrier: a consumer waits for a tile's "full"
 // mbarrier and releases its buffer on the "empty" one.
 //
-// Target. During the sweep each row stores the max scaled logit of each gate block (one float per
-// row and block) into a per-CTA scratch slot [NB, 128] in global memory (two per resident CTA, used
-// alternately by consecutive items, so n_slots * 2 * 128 * NB floats, not T * H * NB). At the end of
-// the item the consumers publish each row's final max M and sum L; the target warps then form the
+// Target. During the sweep each row stores the max scaled logit of each gate block, as an fp16
+// offset from R (the row's max over key tile 0; a tile's two blocks are one 32-bit pair), into a
+// per-CTA scratch slot [NB / 2, 128] in global memory (two per resident CTA, used alternately by
+// consecutive items, so n_slots * 2 * 128 * NB halves, not T * H * NB floats). At the end of the
+// item the consumers publish each row's final max M and sum L (as M + log2 L - R); the target
+// warps then form the
 // block-max probability exp2(ml - M) / L, its max over the group's G rows of a token, the strict
 // block-causal mask and the normalisation, and write each full target row (zeros included); then
 // they drop the slot's L2 lines (dead data, never written back) and hand the slot back. Only the
@@ -32,6 +34,7 @@
 // warps only pass the slot back.
 #include <cuda.h>  // CUtensorMap (types only; the encoder comes through the runtime's driver entry point)
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <math.h>
@@ -48,13 +51,14 @@ extern "C" {
 #define ATT_BM (ATT_CWG * 64)         // rows (token, head) per item
 #define ATT_BN 128                    // keys per tile = 2 gate blocks (64: 2-5% slower, H200 2026-11-28)
 #define ATT_NT (ATT_BN / 8)           // 8-key n-tiles of S per tile
-#define ATT_BPT (ATT_BN / SEER_BLOCK) // gate blocks per tile
+#define ATT_BPT (ATT_BN / SEER_BLOCK) // gate blocks per tile (2: the scratch holds them as one fp16 pair)
 #define ATT_TGT_WARPS 3               // warps 1-3 of warpgroup 0: target epilogue
 // setmaxnreg moves registers within the CTA's launch allocation (168 per thread for 384 threads,
 // from __launch_bounds__): the consumers' S (64) + O (64) + Q (32) + P (32) fragments need 224
 // without spills, which leaves 56 to warpgroup 0 (enough for its target loop).
 #define ATT_PRODUCER_REGS 56
 #define ATT_CONSUMER_REGS 224
+static_assert(ATT_BPT == 2, "the target scratch packs a key tile's two gate blocks into one fp16 pair");
 static_assert(128 * ATT_PRODUCER_REGS + 128 * ATT_CWG * ATT_CONSUMER_REGS <= 168 * ATT_THREADS,
               "setmaxnreg budget exceeds the launch allocation (the kernel would hang)");
 
@@ -62,10 +66,11 @@ typedef struct {
     const __nv_bfloat16 *q;  // [T, ldq]: token t, head h at q + t*ldq + h*HD
     __nv_bfloat16 *out;      // [T, H, HD]
     float *target;           // [HKV, T, NB] or NULL
-    float *scratch;          // [n_slots, 2, NB, ATT_BM] (target only): block-major, so a tile's 128
-                             // block maxima are one contiguous 512-byte write
+    uint32_t *scratch;       // [n_slots, 2, NBP, ATT_BM] (target only): per key tile (pair of gate
+                             // blocks) and row, the two blocks' max logits minus the row's R as one
+                             // fp16 pair; tile-major, so a tile's 128 pairs are one 512-byte write
     const int4 *work;        // [n_work] (q0, d0, t0, g * 256 + nq): AttnWorkItem
-    int T, H, G, NB, n_work;
+    int T, H, G, NB, NBP, n_work;  // NBP = ceil(NB / 2) key tiles
     float scale_log2;  // log2(e) / sqrt(HD)
 } AttnParams;
 
@@ -92,6 +97,13 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *(uint32_t *)&h;
 }
+
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+__device__ __forceinline__ float2 unpack_f16(uint32_t u) { return __half22float2(*(__half2 *)&u); }
 
 // Element offset of 16-byte chunk c (of HD/8) of row `row` in a [ROWS, HD] bf16 tile, stored the
 // way wgmma reads it with the 128-byte swizzle: HD/64 column blocks of [ROWS, 64] (128-byte rows,
@@ -218,9 +230,9 @@ __device__ __forceinline__ uint64_t l2_evict_last() {
     asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
     return policy;
 }
-// A float store that L2 should keep (policy from l2_evict_last).
-__device__ __forceinline__ void st_keep(float *p, float v, uint64_t policy) {
-    asm volatile("st.global.L2::cache_hint.f32 [%0], %1, %2;\n" ::"l"(p), "f"(v), "l"(policy) : "memory");
+// A 32-bit store that L2 should keep (policy from l2_evict_last).
+__device__ __forceinline__ void st_keep(uint32_t *p, uint32_t v, uint64_t policy) {
+    asm volatile("st.global.L2::cache_hint.b32 [%0], %1, %2;\n" ::"l"(p), "r"(v), "l"(policy) : "memory");
 }
 __device__ __forceinline__ void tma_load_3d(void *dst, const CUtensorMap *map, int c0, int c1, int c2,
                                             uint64_t *bar) {
@@ -237,7 +249,7 @@ __device__ __forceinline__ void tma_load_3d(void *dst, const CUtensorMap *map, i
 template <int HD>
 struct AttnSmem {
     __nv_bfloat16 *q, *k, *v;
-    float *rowC;           // [2][ATT_BM]: per item parity, M + log2(L) of each row (target)
+    float *rowC;           // [2][ATT_BM]: per item parity, M + log2(L) - R of each row (target)
     uint64_t *full;        // [ATT_STAGES]: K/V tile landed (1 arrival + bytes)
     uint64_t *empty;       // [ATT_STAGES]: both consumers done with the buffer (one arrival per warp)
     uint64_t *q_full;      // Q of the item landed
@@ -267,50 +279,63 @@ struct AttnSmem {
 
 // For each token of the item: P[g, t, j] = max_h exp2(ml[h, j] - C[h]) over the group's rows, with
 // C = M + log2(L) (row max and sum folded: exp2(ml - M) / L), j < nv = floor(pos/64), normalised by
-// (sum + 1e-9); the whole row of NB entries is written. Run by warp `ew` of ATT_TGT_WARPS, one
-// token at a time (from tl0 on), lane l taking blocks l, l + 32, ...: a first pass reads the
-// scratch once, writes the group maxima unnormalised into the target row and sums them; a second
-// reads back its own entries (an L2 hit; 1/G of the scratch's bytes) and writes them normalised
-// with streaming stores; then zeros for j >= nv. Rereading the scratch in the second pass instead
-// was 1-2% slower with the target (H200, 2026-11-28). One block per lane at a time, loops not
-// unrolled (unrolled, they spilled in warpgroup 0's 56 registers or, through ptxas's allocation,
-// in the consumers').
-// Group max of block j: s = the token's first row in a [NB, ATT_BM] scratch slot, c its rows' C.
-// max_h exp2(x_h) = exp2(max_h x_h): one exp2 per (token, block), not G (the consumers' softmax
-// keeps the special function unit busy). A token's G rows are one 16-byte aligned float4 each 4
-// heads when G is a multiple of 4.
-__device__ __forceinline__ float target_block_max(const float *s, const float *c, int G, int j) {
-    const float *r = s + j * ATT_BM;
-    float x = -INFINITY;
+// (sum + 1e-9); the whole row of NB entries is written. The scratch holds d = ml - R (fp16) and
+// the consumers publish C - R, so ml - C = d - (C - R). Run by warp `ew` of ATT_TGT_WARPS, one
+// token at a time (from tl0 on), lane l taking key tiles (block pairs) l, l + 32, ...: a first pass
+// reads the scratch once, writes the group maxima unnormalised into the target row and sums them;
+// a second reads back its own entries (an L2 hit) and writes them normalised with streaming
+// stores; then zeros for j >= nv. Rereading the scratch in the second pass instead was 1-2% slower
+// (fp32 scratch; H200, 2026-11-28). Loops not unrolled (unrolled, they spilled in warpgroup 0's 56
+// registers or, through ptxas's allocation, in the consumers').
+// Group maxima of tile i (blocks 2i, 2i + 1): s = the token's first row in a [NBP, ATT_BM] scratch
+// slot, c its rows' C - R. max_h exp2(x_h) = exp2(max_h x_h): one exp2 per (token, block), not G
+// (the consumers' softmax keeps the special function unit busy). A token's G rows are one
+// 16-byte aligned load each 4 heads when G is a multiple of 4.
+__device__ __forceinline__ float2 target_tile_max(const uint32_t *s, const float *c, int G, int i) {
+    const uint32_t *r = s + i * ATT_BM;
+    float x0 = -INFINITY, x1 = -INFINITY;
+    auto take = [&](uint32_t u, float ch) {
+        const float2 d = unpack_f16(u);
+        x0 = fmaxf(x0, d.x - ch);
+        x1 = fmaxf(x1, d.y - ch);
+    };
     if ((G & 3) == 0) {
+#pragma unroll 1
         for (int h = 0; h < G; h += 4) {
-            const float4 v = *reinterpret_cast<const float4 *>(r + h);
-            x = fmaxf(x, fmaxf(fmaxf(v.x - c[h], v.y - c[h + 1]), fmaxf(v.z - c[h + 2], v.w - c[h + 3])));
+            const uint4 v = *reinterpret_cast<const uint4 *>(r + h);
+            const float4 cc = *reinterpret_cast<const float4 *>(c + h);
+            take(v.x, cc.x), take(v.y, cc.y), take(v.z, cc.z), take(v.w, cc.w);
         }
     } else {
-        for (int h = 0; h < G; h++) x = fmaxf(x, r[h] - c[h]);
+#pragma unroll 1
+        for (int h = 0; h < G; h++) take(r[h], c[h]);
     }
-    return fast_exp2(x);
+    return make_float2(fast_exp2(x0), fast_exp2(x1));
 }
 
-__device__ void target_epilogue(const AttnParams &p, const float *scr, const float *rowC, int q0,
+__device__ void target_epilogue(const AttnParams &p, const uint32_t *scr, const float *rowC, int q0,
                                 int qpos0, int tl0, int nq, int g, int ew) {
     const int lane = threadIdx.x & 31, G = p.G, NB = p.NB;
     for (int tl = tl0 + ew; tl < nq; tl += ATT_TGT_WARPS) {
         const int nv = (qpos0 + tl) / SEER_BLOCK;
-        const float *s = scr + tl * G, *c = rowC + tl * G;
+        const uint32_t *s = scr + tl * G;
+        const float *c = rowC + tl * G;
         float *dst = p.target + ((int64_t)g * p.T + q0 + tl) * NB;
         float sum = 0.f;
 #pragma unroll 1
-        for (int j = lane; j < nv; j += 32) {  // unnormalised, kept in L2 for the pass below
-            const float x = target_block_max(s, c, G, j);
-            dst[j] = x;
-            sum += x;
+        for (int i = lane; 2 * i < nv; i += 32) {  // unnormalised, kept in L2 for the pass below
+            const float2 x = target_tile_max(s, c, G, i);
+            dst[2 * i] = x.x;
+            sum += x.x;
+            if (2 * i + 1 < nv) dst[2 * i + 1] = x.y, sum += x.y;
         }
         for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
         const float inv = 1.f / (sum + 1e-9f);
 #pragma unroll 1
-        for (int j = lane; j < nv; j += 32) __stcs(dst + j, dst[j] * inv);  // this lane's own writes
+        for (int i = lane; 2 * i < nv; i += 32) {  // this lane's own writes
+            __stcs(dst + 2 * i, dst[2 * i] * inv);
+            if (2 * i + 1 < nv) __stcs(dst + 2 * i + 1, dst[2 * i + 1] * inv);
+        }
         for (int j = nv + lane; j < NB; j += 32) __stcs(dst + j, 0.f);
     }
 }
@@ -365,6 +390,13 @@ __device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], fl
         }
         l[h] = l[h] * alpha[h] + sum;
     }
+}
+
+// The tile's two block max logits of each of this thread's rows as one fp16 pair of offsets from
+// the row's R (the target scratch's format).
+__device__ __forceinline__ void pack_block_max(uint32_t bmh[2], const float bm[ATT_BPT][2], const float R[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) bmh[h] = pack_f16(bm[0][h] - R[h], bm[1][h] - R[h]);
 }
 
 // P as bf16 A fragments (16 keys per k-step) from the probabilities softmax_tile left in s.
@@ -438,13 +470,13 @@ __device__ void producer_loop(const AttnParams &p, const AttnSmem<HD> sm, const 
     }
 }
 
-// The first nblk blocks of a scratch slot are dead once every target warp has read them: drop their
-// L2 lines without writing them back (1 GB of DRAM writes per 8B 32k call otherwise), which also frees
-// the room for K/V sooner. Named barrier 1 over the target threads orders all their reads first.
-__device__ __forceinline__ void discard_slot(const float *scr, int nblk) {
+// The first ntiles tiles of a scratch slot are dead once every target warp has read them: drop their
+// L2 lines without writing them back (0.5 GB of DRAM writes per 8B 32k call otherwise), which also
+// frees the room for K/V sooner. Named barrier 1 over the target threads orders all their reads first.
+__device__ __forceinline__ void discard_slot(const uint32_t *scr, int ntiles) {
     asm volatile("bar.sync 1, %0;\n" ::"n"(ATT_TGT_WARPS * 32) : "memory");
     if ((uintptr_t)scr & 127) return;  // lines must be whole (the workspace is 256-byte aligned)
-    const int lines = nblk * ATT_BM * 4 / 128;
+    const int lines = ntiles * ATT_BM * 4 / 128;
     for (int i = threadIdx.x - 32; i < lines; i += ATT_TGT_WARPS * 32)
         asm volatile("discard.global.L2 [%0], 128;\n" ::"l"(scr + i * 32) : "memory");
     __threadfence_block();  // the discards before the slot is handed back (and written again)
@@ -460,9 +492,9 @@ __device__ void target_loop(const AttnParams &p, float *rowC, uint64_t *tgt_full
         const int q0 = it.x, qpos0 = it.x - it.y, t0 = it.z, g = it.w >> 8, nq = it.w & 255, s = n & 1;
         mbar_wait(&tgt_full[s], (n >> 1) & 1);
         if (item_has_target(it)) {
-            const float *scr = p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB;
+            const uint32_t *scr = p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NBP;
             target_epilogue(p, scr, rowC + s * ATT_BM, q0, qpos0, max(t0 - qpos0, 0), nq, g, ew);
-            discard_slot(scr, min((qpos0 + nq + ATT_BN - 1) / ATT_BN * ATT_BPT, p.NB));
+            discard_slot(scr, (qpos0 + nq + ATT_BN - 1) / ATT_BN);
         }
         mbar_arrive(&tgt_empty[s]);
     }
@@ -490,7 +522,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
         // Every item passes through the slot hand-over; only an item with target rows stores block
         // maxima. (Handing slots over for target items only, with slot and phase precomputed in the
         // work list, made ptxas spill here and was 2-4% slower: H200, 2026-11-28.)
-        float *scr = TARGET ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NB : nullptr;
+        uint32_t *scr = TARGET ? p.scratch + ((int64_t)blockIdx.x * 2 + s) * ATT_BM * p.NBP : nullptr;
         const bool keep_max = TARGET && item_has_target(it);
         if (scr) mbar_wait(&sm.tgt_empty[s], ((n >> 1) & 1) ^ 1);  // item n-2's target is written
 
@@ -528,25 +560,26 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             for (int ks = 0; ks < KP; ks++) reg_fence_u(pf[ks]);
         };
 
-        // The block max logits bm of tile bmj (if bmj >= 0) into the target scratch. Called after
-        // the next tile's wait: ptxas serialises the wgmma pipeline when this store sits
-        // between a tile's wgmma wait and the next tile's wgmmas. The stores ask L2 to keep the
-        // lines (evict_last, like K/V) until the target warps read them up to an item later:
-        // stored plainly, they were evicted by then and the K/V hit rate fell with them (8B target
-        // 16.8 -> 15.6 ms, 14B 23.0 -> 20.5; H200, 2026-11-28). The policy is made at each use, not
-        // held across the loop, which cost plain attention 3% in registers.
-        float bm[ATT_BPT][2];
+        // The block max logits of tile bmj (if bmj >= 0) into the target scratch, as fp16 offsets
+        // from R, the row's max logit over tile 0 (known before the first store): bmh[h] holds
+        // both blocks of row h. fp32 maxima (twice the bytes) were 2% slower on the target (H200,
+        // 2026-11-28); the offsets lose at most |ml - R| * 2^-11 (a relative error of the target of
+        // |ml - R| * 3.4e-4). Called after the next tile's wait: ptxas serialises the wgmma
+        // pipeline when this store sits between a tile's wgmma wait and the next tile's wgmmas.
+        // The stores ask L2 to keep the lines (evict_last, like K/V) until the target warps read
+        // them up to an item later: stored plainly, they were evicted by then and the K/V hit rate
+        // fell with them (8B target 16.8 -> 15.6 ms, 14B 23.0 -> 20.5; H200, 2026-11-28). The
+        // policy is made at each use, not held across the loop, which cost plain attention 3% in
+        // registers.
+        float bm[ATT_BPT][2], R[2];
+        uint32_t bmh[2];
         int bmj = -1;
         auto store_block_max = [&]() {
             if (keep_max && bmj >= 0 && (lane & 3) == 0) {
                 const uint64_t keep = l2_evict_last();
 #pragma unroll
-                for (int b = 0; b < ATT_BPT; b++) {
-                    const int blk = bmj * ATT_BPT + b;
-#pragma unroll
-                    for (int h = 0; h < 2; h++)
-                        if (row[h] < rows && blk < p.NB) st_keep(scr + blk * ATT_BM + row[h], bm[b][h], keep);
-                }
+                for (int h = 0; h < 2; h++)
+                    if (row[h] < rows) st_keep(scr + bmj * ATT_BM + row[h], bmh[h], keep);
             }
             bmj = -1;
         };
@@ -568,6 +601,8 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             wg_wait<0>();
             reg_fence<4 * ATT_NT>(sc);
             softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, 0);
+            R[0] = m[0], R[1] = m[1];
+            if (TARGET) pack_block_max(bmh, bm, R);
             pack_p(sc, pf);
             bmj = 0;
         }
@@ -588,6 +623,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
                 softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
             } else
                 softmax_tile<false>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
+            if (TARGET) pack_block_max(bmh, bm, R);
             wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pf reused, buffer j-1 freed
             fence_operands();
             release_tile(j - 1);
@@ -620,7 +656,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             lt += __shfl_xor_sync(0xffffffffu, lt, 1);
             lt += __shfl_xor_sync(0xffffffffu, lt, 2);
             const int r = row[h];
-            if (scr && (lane & 3) == 0) sm.rowC[s * ATT_BM + r] = m[h] + __log2f(lt);
+            if (scr && (lane & 3) == 0) sm.rowC[s * ATT_BM + r] = m[h] + __log2f(lt) - R[h];
             if (r >= rows) continue;
             const float inv = 1.f / lt;
             __nv_bfloat16 *dst = p.out + ((int64_t)(q0 + r / G) * p.H + g * G + r % G) * HD + c0;
@@ -739,7 +775,7 @@ static int attn_plan_layout(AttnLayout *l, const int *doc_lens, int n_docs, int 
     if (l->slots < 0) return -1;
     l->n_work = attention_work_count(doc_lens, n_docs, HKV, ATT_BM / (H / HKV));
     l->work_bytes = ((size_t)l->n_work * sizeof(int4) + 255) / 256 * 256;
-    l->bytes = l->work_bytes + (with_target ? (size_t)l->slots * 2 * ATT_BM * NB * sizeof(float) : 0);
+    l->bytes = l->work_bytes + (with_target ? (size_t)l->slots * 2 * ATT_BM * ceil_div(NB, ATT_BPT) * 4 : 0);
     return 0;
 }
 
@@ -767,7 +803,7 @@ int attention_cuda_plan_init(AttnCudaPlan *pl, void *workspace, size_t bytes, co
     AttnWorkItem *work = (AttnWorkItem *)xmalloc((size_t)nw * sizeof(*work));  // [nw] host copy
     attention_work_list(work, doc_lens, n_docs, HKV, ATT_BM / (H / HKV), l.slots, target_from);
     *pl = (AttnCudaPlan){T, H, HKV, HD, NB, (int)nw, l.slots, with_target, workspace, NULL};
-    if (with_target) pl->scratch = (float *)((char *)workspace + l.work_bytes);
+    if (with_target) pl->scratch = (char *)workspace + l.work_bytes;
     cudaError_t e = cudaMemcpyAsync(workspace, work, (size_t)nw * sizeof(*work), cudaMemcpyHostToDevice, stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(stream);  // the host copy is freed next
     free(work);
@@ -842,12 +878,13 @@ int attention_forward_cuda(const AttnCudaPlan *pl, uint16_t *out, float *target,
     AttnParams p;
     p.out = (__nv_bfloat16 *)out;
     p.target = target;
-    p.scratch = pl->scratch;
+    p.scratch = (uint32_t *)pl->scratch;
     p.work = (const int4 *)pl->work;
     p.T = pl->T;
     p.H = pl->H;
     p.G = pl->H / pl->HKV;
     p.NB = pl->NB;
+    p.NBP = ceil_div(pl->NB, ATT_BPT);
     p.n_work = pl->n_work;
     p.scale_log2 = (float)(1.4426950408889634 / sqrt((double)pl->HD));
     int grid = pl->n_work < pl->n_slots ? pl->n_work : pl->n_slots;

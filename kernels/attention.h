@@ -53,7 +53,8 @@ typedef struct {
     int n_slots;      // CTAs of the persistent grid (resident on this device)
     int with_target;  // the plan holds target scratch
     void *work;       // device [n_work, 4] ints
-    float *scratch;   // device [n_slots, 2, NB, 128] block-max logits (two slots per CTA), or NULL
+    void *scratch;    // device [n_slots, 2, ceil(NB / 2), 128] block-max logits as fp16 pairs (two
+                      //   slots per CTA), or NULL
 } AttnCudaPlan;
 
 // Workspace bytes of a plan for this chunk on the current device. Fails (-1, err) when HD is not
@@ -76,10 +77,11 @@ int attention_cuda_plan_init(AttnCudaPlan *plan, void *workspace, size_t bytes, 
 
 // out: [T, H, HD] bf16. q: token t, head h at q[t*ldq + h*HD] (bf16); k, v: KV head g at
 // k[t*ldk + g*HD], v[t*ldv + g*HD] (so a fused [T, (H+2*HKV)*HD] QKV buffer works in place).
-// target: [HKV, T, NB] fp32 device memory, every entry of the plan's target rows written (same
-// semantics as the CPU twin; all rows unless the plan was made with target_from), or NULL for
-// plain attention (a plan made with_target can serve both). q, k, v are read with the tensor
-// memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
+// target: [HKV, T, NB] fp32 device memory, every entry of the plan's target rows written (the CPU
+// twin's values up to 3.4e-4 * |ml - R| relative: block max logits ml are kept as fp16 offsets from
+// R, their row's max over the first 128 keys; all rows unless the plan was made with
+// target_from), or NULL for plain attention (a plan made with_target can serve both). q, k, v are
+// read with the tensor memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
 // Asynchronous on stream; returns -1 (err names the launch and the shapes) when the launch fails,
 // q/k/v are misaligned, or a target is asked of a plan made without one.
 int attention_forward_cuda(const AttnCudaPlan *plan, uint16_t *out, float *target,

@@ -7,8 +7,11 @@
 //
 // Inputs are random bf16 values; the CPU reference runs in fp32 on the same (rounded) values.
 // Tolerances: out is bf16 and P is rounded to bf16 before P V, so |d| <= 2e-2 * max(|ref|, 1);
-// the target is computed from fp32 logits and fp32 row sums, so it is held to 2e-3 relative
-// (floor 1e-3; entries are probabilities in [0, 1]).
+// the target is computed from fp32 logits and fp32 row sums, but the kernel keeps each block max
+// logit ml as an fp16 offset d from its row's max over the first key tile, which moves an entry by
+// up to ln(2) * 2^-11 * |d| = 3.4e-4 |d| relative; these inputs (scaled logits of standard
+// deviation about 2.2 in log2 units) keep |d| under 6, so the target is held to 2e-3 relative
+// (floor 1e-3; entries are probabilities in [0, 1]; measured up to 1.2e-3 on an H200).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
