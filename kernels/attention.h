@@ -81,7 +81,8 @@ int attention_cuda_plan_init(AttnCudaPlan *plan, void *workspace, size_t bytes, 
 // twin's values up to 3.4e-4 * |ml - R| relative: block max logits ml are kept as fp16 offsets from
 // R, their row's max over the first 128 keys; all rows unless the plan was made with
 // target_from), or NULL for plain attention (a plan made with_target can serve both). q, k, v are
-// read with the tensor memory accelerator: their starts must be 16-byte aligned and ldq, ldk, ldv multiples of 8.
+// read with the tensor memory accelerator: their starts must be 16-byte aligned and ldq, ldk,
+// ldv multiples of 8.
 // Asynchronous on stream; returns -1 (err names the launch and the shapes) when the launch fails,
 // q/k/v are misaligned, or a target is asked of a plan made without one.
 int attention_forward_cuda(const AttnCudaPlan *plan, uint16_t *out, float *target,
