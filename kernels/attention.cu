@@ -716,11 +716,15 @@ static const void *attn_kernel(int HD, bool target) {
     return target ? (const void *)attention_fwd_kernel<128, true> : (const void *)attention_fwd_kernel<128, false>;
 }
 
-// Resident CTAs of the persistent grid on the current device (one per SM). Fails on a
-// device other than sm_90 (H100/H200): the kernel is built for sm_90a (wgmma).
+// Resident CTAs of the persistent grid on the current device (one per SM), worked out once per
+// device and head dim (the shared-memory attribute is set then; a plan is made for every chunk).
+// Fails on a device other than sm_90 (H100/H200): the kernel is built for sm_90a (wgmma).
 static int attn_slots(int HD, SeerErr *err) {
-    int dev, sms, major = 0, minor = 0, per_sm = 0;
+    static int known[64][2];  // [device][HD == 128]: slots, 0 until worked out
+    int dev = 0, sms, major = 0, minor = 0, per_sm = 0;
     cudaError_t e = cudaGetDevice(&dev);
+    int *memo = e == cudaSuccess && dev >= 0 && dev < 64 ? &known[dev][HD == 128] : NULL;
+    if (memo && *memo) return *memo;
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
     if (e == cudaSuccess && (major != 9 || minor != 0))
@@ -737,6 +741,7 @@ static int attn_slots(int HD, SeerErr *err) {
                   e != cudaSuccess ? cudaGetErrorString(e) : "kernel does not fit an SM");
         return -1;
     }
+    if (memo) *memo = sms * per_sm;
     return sms * per_sm;
 }
 
