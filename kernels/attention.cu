@@ -348,8 +348,9 @@ __device__ void target_epilogue(const AttnParams &p, const uint32_t *scr, const 
 // MASK is a template flag, not a runtime one: with the mask's per-element key positions in the
 // common (off-diagonal) path, ptxas took P_{j-1}'s registers for them and so waited for
 // P_{j-1} V_{j-1} before the softmax instead of after it (the SASS showed the wait 17
-// instructions after S_j's, ahead of every exp2).
-template <bool MASK>
+// instructions after S_j's, ahead of every exp2). BLOCKS: the target's block maxima are wanted
+// (8 quad shuffles per tile); without, only the row maxima are reduced (4) and bm is not written.
+template <bool MASK, bool BLOCKS>
 __device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], float l[2], float alpha[2],
                                              float bm[ATT_BPT][2], float scale_log2,
                                              const int qpos[2], int j) {
@@ -373,10 +374,19 @@ __device__ __forceinline__ void softmax_tile(float s[4 * ATT_NT], float m[2], fl
         float t = -INFINITY;
 #pragma unroll
         for (int b = 0; b < ATT_BPT; b++) {
+            if (!BLOCKS) {  // max(x) * scale = max(x * scale): the scale is positive
+                t = fmaxf(t, tm[b][h]);
+                continue;
+            }
             tm[b][h] = fmaxf(tm[b][h], __shfl_xor_sync(0xffffffffu, tm[b][h], 1));
             tm[b][h] = fmaxf(tm[b][h], __shfl_xor_sync(0xffffffffu, tm[b][h], 2));
             bm[b][h] = tm[b][h] * scale_log2;
             t = fmaxf(t, bm[b][h]);
+        }
+        if (!BLOCKS) {
+            t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 1));
+            t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 2));
+            t *= scale_log2;
         }
         const float mn = fmaxf(m[h], t);
         alpha[h] = fast_exp2(m[h] - mn);
@@ -600,7 +610,7 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             issue_s(sc, 0);
             wg_wait<0>();
             reg_fence<4 * ATT_NT>(sc);
-            softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, 0);
+            softmax_tile<true, TARGET>(sc, m, l, alpha, bm, p.scale_log2, qpos, 0);
             R[0] = m[0], R[1] = m[1];
             if (TARGET) pack_block_max(bmh, bm, R);
             pack_p(sc, pf);
@@ -620,9 +630,9 @@ __device__ __forceinline__ void consumer_loop(const AttnParams &p, const AttnSme
             reg_fence<4 * ATT_NT>(sc);
             if (j * ATT_BN + ATT_BN - 1 > wq_lo) {  // a diagonal tile: some key lies past some row's query
                 wg_wait<0>();  // (1-2 tiles per item) fewer spills than overlapping the masked softmax
-                softmax_tile<true>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
+                softmax_tile<true, TARGET>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
             } else
-                softmax_tile<false>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
+                softmax_tile<false, TARGET>(sc, m, l, alpha, bm, p.scale_log2, qpos, j);
             if (TARGET) pack_block_max(bmh, bm, R);
             wg_wait<0>();  // P_{j-1} V_{j-1} done: O may be rescaled, pf reused, buffer j-1 freed
             fence_operands();
