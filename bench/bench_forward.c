@@ -154,13 +154,6 @@ static void run_sdpa(const int *lens, int n, const AttnShape *s, int iters) {
     json_decref(root);
 }
 
-// The trainer's target rows (SPEC.md section 3: the last half of each document) of a chunk, [n].
-static int *supervised_from(const int *lens, int n) {
-    int *from = xmalloc(sizeof(int) * (size_t)n);
-    for (int i = 0; i < n; i++) from[i] = gate_loss_first_row(lens[i], gate_loss_default_opts().slice_ratio);
-    return from;
-}
-
 // One chunk layout: plans for every target row and for the trainer's rows; then, in three
 // interleaved rounds (so that a card heating up weighs on each alike), the kernel without the
 // target, with every row and with the trainer's rows, each the best round; then the torch baseline.
@@ -180,7 +173,7 @@ static int bench_attention_case(const char *label, const int *lens, int n, int T
     CUDA_TRY(cudaMalloc(&tgt, tgt_n * 4));
     AttnCudaPlan all, half;
     double ms_p = 1e30, ms_t = 1e30, ms_h = 1e30, ms, fl = causal_flops(lens, n, s);
-    int *from = supervised_from(lens, n);
+    int *from = gate_loss_first_rows(lens, n, gate_loss_default_opts().slice_ratio);
     int rc = cuda_fill_normal_bf16(qkv, (int64_t)qkv_n, 0.f, 1.0f, 1234, 0, err);
     if (!rc) rc = attention_cuda_plan_init(&all, ws[0], ws_bytes, lens, n, T, s->H, s->HKV, s->HD, NB, 1, NULL, 0, err);
     if (!rc) rc = attention_cuda_plan_init(&half, ws[1], ws_bytes, lens, n, T, s->H, s->HKV, s->HD, NB, 1, from, 0, err);
@@ -221,7 +214,7 @@ static int bench_whole_forward(const char *config, const int *lens, int n, int T
     for (int i = 0; i < n; i++) attn_fl += 4.0 * lens[i] * (double)lens[i] / 2 * c.H * c.HD * c.L;
     printf("forward: %d layers, %d tokens in %d docs, GEMM %.1f TFLOP + attention %.1f TFLOP\n", c.L, T, n,
            gemm_fl / 1e12, attn_fl / 1e12);
-    int *from = supervised_from(lens, n);
+    int *from = gate_loss_first_rows(lens, n, gate_loss_default_opts().slice_ratio);
     for (int want = 0; !rc && want <= 1; want++) {
         ForwardCudaHook hook = {NULL, NULL, want, from};  // the target as the trainer asks for it
         rc = forward_cuda_run(&f, ids, T, lens, n, &hook, NULL, err);  // warm-up

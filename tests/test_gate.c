@@ -238,6 +238,9 @@ static void test_plan(void) {
     CHECK(w[432] == 0);
     gate_loss_plan(w, &st, lens, 4, 3, 1.0f);
     CHECK(st.n_docs == 0 && st.n_rows == 0);
+    int *from = gate_loss_first_rows(lens, 4, 0.5f);  // the rows a CUDA forward is asked for
+    CHECK(from[0] == 100 && from[1] == 64 && from[2] == 64 && from[3] == 64);
+    free(from);
 }
 
 // fp32 loss and scores against the double reference.

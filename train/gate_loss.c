@@ -22,6 +22,12 @@ int gate_loss_first_row(int len, float slice_ratio) {
     return p0 > SEER_BLOCK ? p0 : SEER_BLOCK;
 }
 
+int *gate_loss_first_rows(const int *doc_lens, int n_docs, float slice_ratio) {
+    int *from = xmalloc(sizeof(int) * (size_t)n_docs);
+    for (int d = 0; d < n_docs; d++) from[d] = gate_loss_first_row(doc_lens[d], slice_ratio);
+    return from;
+}
+
 void gate_loss_plan(float *w_tok, GateLossStats *st, const int *doc_lens, int n_docs, int HKV,
                     float slice_ratio) {
     memset(st, 0, sizeof *st);

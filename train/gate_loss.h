@@ -42,6 +42,10 @@ int gate_loss_opts_check(const GateLossOpts *o, SeerErr *err);
 // len exceeds it.
 int gate_loss_first_row(int len, float slice_ratio);
 
+// gate_loss_first_row of every document: a new [n_docs] array (the caller frees it), e.g. the
+// target rows a CUDA forward is asked for (ForwardCudaHook.target_from).
+int *gate_loss_first_rows(const int *doc_lens, int n_docs, float slice_ratio);
+
 // The supervision plan of a chunk: w_tok[t] ([T], or NULL) = 1 / (n_docs * n_rows_d) for a
 // supervised token of document d, 0 otherwise (unscaled row weight; the same for every group).
 // Fills st's n_docs, n_rows and zeroes loss, kl. doc_lens: [n_docs] (lengths >= 1).

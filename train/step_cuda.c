@@ -230,8 +230,7 @@ int step_cuda_chunk(StepCuda *sc, const int *ids, int T, const int *doc_lens, in
     if (gate_cuda_set_chunk(sc->gate, doc_lens, n_docs, T, ceil_div(longest, SEER_BLOCK),
                             sc->cfg.rope_theta, &sc->o.loss, st, err))
         return -1;
-    int *from = xmalloc(sizeof(int) * (size_t)n_docs);  // [n_docs] the loss reads target rows from here on
-    for (int d = 0; d < n_docs; d++) from[d] = gate_loss_first_row(doc_lens[d], sc->o.loss.slice_ratio);
+    int *from = gate_loss_first_rows(doc_lens, n_docs, sc->o.loss.slice_ratio);  // the rows the loss reads
     ForwardCudaHook hook = {.fn = gate_layer_hook, .ctx = sc, .want_target = 1, .target_from = from};
     int rc = forward_cuda_run(&sc->fwd, ids, T, doc_lens, n_docs, &hook, NULL, err);
     free(from);
