@@ -29,6 +29,7 @@ typedef struct {
     int dtypes[2], n_dtypes;  // SeerDType values
     const char *csv, *json, *sdpa;
     int iters, pdl, splits;  // splits: 0 = the launcher's heuristic
+    int graph;  // 1: every point timed as one replayed CUDA graph of its iters calls
 } Opts;
 
 static void usage(FILE *f) {
@@ -45,8 +46,13 @@ static void usage(FILE *f) {
             "  --pdl 0|1        launch every decode call with programmatic dependent launch, so each\n"
             "                   call's start overlaps the previous call's tail (default 0)\n"
             "  --splits N       splits per (sequence, KV head) instead of the heuristic's (1-64)\n"
+            "  --graph 0|1      1: time every point by replaying its --iters calls captured in one CUDA\n"
+            "                   graph, as a decode engine runs them (one warm-up replay first); 0: launch\n"
+            "                   them one by one on a stream (default 0). Time the SDPA JSON the same way\n"
+            "                   (bench/sdpa_decode.py --graph)\n"
             "  --csv FILE       write the table as CSV\n"
-            "  --json FILE      write the table and copy bandwidth as JSON\n");
+            "  --json FILE      write the table and copy bandwidth as JSON\n"
+            "\nThe text table, the CSV (last column) and the JSON (top-level \"graph\") record --graph.\n");
 }
 
 static int parse_list(List *l, const char *s, int tokens) {
@@ -63,6 +69,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
     o->iters = 30;
     o->pdl = 0;
     o->splits = 0;
+    o->graph = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -86,6 +93,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--iters")) o->iters = (int)bench_flag_int(a, v, 1, 1000000);
         else if (!strcmp(a, "--pdl")) o->pdl = (int)bench_flag_int(a, v, 0, 1);
         else if (!strcmp(a, "--splits")) o->splits = (int)bench_flag_int(a, v, 1, 64);
+        else if (!strcmp(a, "--graph")) o->graph = (int)bench_flag_int(a, v, 0, 1);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }
@@ -140,45 +148,50 @@ static double copy_bandwidth(void) {  // read + write bytes per second of a 1 Gi
     return 2.0 * n * 10 / (ms * 1e-3);
 }
 
-// Mean ms of one call over `iters` calls cycling through the n parameter sets.
-static double time_sets(const DecodeParams *sets, int n, int iters) {
-    SeerErr err;
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0), cudaEventCreate(&e1);
-    for (int i = 0; i < 3; i++)
-        if (decode_attention_cuda(&sets[i % n], NULL, &err)) seer_die("%s", err.msg);
-    cudaEventRecord(e0, 0);
-    for (int i = 0; i < iters; i++) decode_attention_cuda(&sets[i % n], NULL, &err);
-    cudaEventRecord(e1, 0);
-    CUDA_OK(cudaEventSynchronize(e1));
-    float ms;
-    cudaEventElapsedTime(&ms, e0, e1);
-    cudaEventDestroy(e0), cudaEventDestroy(e1);
-    return ms / iters;
-}
+typedef void (*LaunchFn)(void *ctx, int i, cudaStream_t st);
 
-// Mean ms of one call when `iters` calls (launch(ctx, i, stream)) are replayed as one CUDA graph:
-// the GPU time without the host's per-launch cost (decode engines replay graphs).
-static double graph_ms(void (*launch)(void *, int, cudaStream_t), void *ctx, int iters) {
-    cudaStream_t st;
+// One CUDA graph of the calls launch(ctx, i, st), i = 0..iters-1, captured on st.
+static cudaGraphExec_t capture_calls(LaunchFn launch, void *ctx, int iters, cudaStream_t st) {
     cudaGraph_t g;
     cudaGraphExec_t ge;
-    CUDA_OK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     CUDA_OK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     for (int i = 0; i < iters; i++) launch(ctx, i, st);
     CUDA_OK(cudaStreamEndCapture(st, &g));
     CUDA_OK(cudaGraphInstantiate(&ge, g, 0));
-    CUDA_OK(cudaGraphLaunch(ge, st));
+    cudaGraphDestroy(g);
+    return ge;
+}
+
+// One replay of ge, or without a graph the calls launch(ctx, i, st), i = 0..n-1.
+static void run_calls(LaunchFn launch, void *ctx, int n, cudaGraphExec_t ge, cudaStream_t st) {
+    if (ge) CUDA_OK(cudaGraphLaunch(ge, st));
+    else
+        for (int i = 0; i < n; i++) launch(ctx, i, st);
+}
+
+// Mean ms of one of the calls launch(ctx, i, st), i = 0..iters-1, between CUDA events, after 3
+// warm-up calls. graph 0: launched one by one on the default stream. graph 1: captured in one CUDA
+// graph on a stream of its own, replayed once to warm up, then once timed: the GPU time without the
+// host's per-launch cost (decode engines replay graphs).
+static double time_calls(LaunchFn launch, void *ctx, int iters, int graph) {
+    cudaStream_t st = NULL;
+    cudaGraphExec_t ge = NULL;
+    if (graph) CUDA_OK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    run_calls(launch, ctx, 3, NULL, st);
+    if (graph) {
+        ge = capture_calls(launch, ctx, iters, st);
+        run_calls(launch, ctx, iters, ge, st);  // the warm-up replay
+    }
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0), cudaEventCreate(&e1);
     cudaEventRecord(e0, st);
-    CUDA_OK(cudaGraphLaunch(ge, st));
+    run_calls(launch, ctx, iters, ge, st);
     cudaEventRecord(e1, st);
     CUDA_OK(cudaEventSynchronize(e1));
     float ms;
     cudaEventElapsedTime(&ms, e0, e1);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
-    cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(st);
+    if (graph) cudaGraphExecDestroy(ge), cudaStreamDestroy(st);
     return ms / iters;
 }
 
@@ -193,7 +206,14 @@ static void launch_decode(void *ctx, int i, cudaStream_t st) {
     if (decode_attention_cuda(&c->sets[i % c->n], st, &err)) seer_die("%s", err.msg);
 }
 
-static double sparse_ref_graph_ms = NAN;  // B16, 32k, 90%, bf16, replayed in a CUDA graph
+// Mean ms of one decode call over `iters` calls cycling through the n parameter sets (time_calls).
+static double time_sets(const DecodeParams *sets, int n, int iters, int graph) {
+    DecodeCtx ctx = {sets, n};
+    return time_calls(launch_decode, &ctx, iters, graph);
+}
+
+// bf16, B16, 32k, 90%: [0] launched on a stream, [1] replayed in a CUDA graph (both, whatever --graph).
+static double sparse_ref_ms[2] = {NAN, NAN};
 
 // n_sel random distinct blocks of nb per (b, kvh), sorted descending, -1 padded to max_sel.
 static void random_lists(int32_t *idx, int pairs, int nb, int n_sel, int max_sel) {
@@ -282,10 +302,10 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         }
         SeerErr err;
         if (decode_validate(&sets[0], len, sp > 0 ? idx : NULL, &err)) seer_die("%s", err.msg);
-        double ms = time_sets(sets, n_buf, o->iters);
+        double ms = time_sets(sets, n_buf, o->iters, o->graph);
         if (B == 16 && T == 32768 && fabs(sp - 0.9) < 1e-9 && dt == SEER_BF16) {
-            DecodeCtx ctx = {sets, n_buf};
-            sparse_ref_graph_ms = graph_ms(launch_decode, &ctx, o->iters);
+            sparse_ref_ms[o->graph] = ms;
+            sparse_ref_ms[!o->graph] = time_sets(sets, n_buf, o->iters, !o->graph);
         }
         Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, S};
         r.bytes = (double)B * HKV * n_sel * SEER_BLOCK * HD * 2 * 2 + 2.0 * q_elems * 2;
@@ -311,23 +331,24 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     free(len), free(idx);
 }
 
-static void write_csv(const char *path, const Row *rows, int n) {
+static void write_csv(const char *path, const Row *rows, int n, int graph) {
     FILE *f = fopen(path, "w");
     if (!f) seer_die("bench decode: cannot write %s", path);
-    fprintf(f, "dtype,batch,cache,sparsity,splits,ms,bytes,gb_s,pct_copy,x_dense,x_flash,x_cudnn,x_best_dense\n");
+    fprintf(f, "dtype,batch,cache,sparsity,splits,ms,bytes,gb_s,pct_copy,x_dense,x_flash,x_cudnn,"
+               "x_best_dense,graph\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f\n", dtype_name(r->dtype),
+        fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%d\n", dtype_name(r->dtype),
                 r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->bytes, r->gbs, r->pct_copy,
-                r->x_dense, r->x_flash, r->x_cudnn, r->x_best);
+                r->x_dense, r->x_flash, r->x_cudnn, r->x_best, graph);
     }
     fclose(f);
 }
 
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static void write_json(const char *path, const Row *rows, int n, double copy_bw,
-                       double sparse_ref_ms, const char *device, int pdl) {
+static void write_json(const char *path, const Row *rows, int n, double copy_bw, const char *device,
+                       int pdl, int graph) {
     json_t *root = json_object(), *arr = json_array();
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
@@ -351,34 +372,60 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
     json_object_set_new(s, "batch", json_integer(16));
     json_object_set_new(s, "cache", json_integer(32768));
     json_object_set_new(s, "sparsity", json_real(0.9));
-    json_object_set_new(s, "ms", num(sparse_ref_ms));
-    json_object_set_new(s, "graph_ms", num(sparse_ref_graph_ms));
+    json_object_set_new(s, "ms", num(sparse_ref_ms[0]));
+    json_object_set_new(s, "graph_ms", num(sparse_ref_ms[1]));
     json_object_set_new(root, "device", json_string(device));
     json_object_set_new(root, "copy_gb_s", json_real(copy_bw / 1e9));
     json_object_set_new(root, "pdl", json_integer(pdl));
+    json_object_set_new(root, "graph", json_integer(graph));
     json_object_set_new(root, "points", arr);
     json_object_set_new(root, "sparse_ref", s);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
     json_decref(root);
 }
 
+// The --sdpa JSON (NULL without one), with a warning when it was timed in the other mode than --graph
+// (sdpa_decode.py writes "graph": true/false; older files have no field: launched on a stream).
+static json_t *load_sdpa(const Opts *o) {
+    if (!o->sdpa) return NULL;
+    json_error_t je;
+    json_t *sdpa = json_load_file(o->sdpa, 0, &je);
+    if (!sdpa) seer_die("bench decode: %s:%d: %s", o->sdpa, je.line, je.text);
+    int g = json_is_true(json_object_get(sdpa, "graph"));
+    if (g != o->graph)
+        fprintf(stderr, "seer: bench decode: warning: %s was timed %s but this run uses --graph %d: the "
+                "speedups over SDPA compare different timing modes\n", o->sdpa,
+                g ? "in CUDA graphs (--graph)" : "on a stream (no --graph)", o->graph);
+    return sdpa;
+}
+
+static void print_table(const Row *rows, int n, int graph) {
+    printf("\n%-5s %3s %7s %5s %3s %9s %8s %6s %7s %7s %7s %7s %5s\n", "dtype", "B", "cache", "spars",
+           "spl", "ms", "GB/s", "%copy", "xdense", "xflash", "xcudnn", "xbest", "graph");
+    for (int i = 0; i < n; i++) {
+        const Row *r = &rows[i];
+        printf("%-5s %3d %7d %5.2f %3d %9.4f %8.0f %6.1f %7.2f %7.2f %7.2f %7.2f %5d\n", dtype_name(r->dtype),
+               r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->gbs, r->pct_copy, r->x_dense,
+               r->x_flash, r->x_cudnn, r->x_best, graph);
+    }
+    printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph\n",
+           sparse_ref_ms[0], sparse_ref_ms[1]);
+}
+
 int bench_decode_main(int argc, char **argv) {
     Opts o;
     parse_opts(&o, argc, argv);
-    json_t *sdpa = NULL;
-    if (o.sdpa) {
-        json_error_t je;
-        sdpa = json_load_file(o.sdpa, 0, &je);
-        if (!sdpa) seer_die("bench decode: %s:%d: %s", o.sdpa, je.line, je.text);
-    }
+    json_t *sdpa = load_sdpa(&o);
     int dev;
     struct cudaDeviceProp prop;
     CUDA_OK(cudaGetDevice(&dev));
     CUDA_OK(cudaGetDeviceProperties(&prop, dev));
     size_t l2 = (size_t)prop.l2CacheSize;
     double copy_bw = copy_bandwidth();
-    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL\n",
-           prop.name, prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9, o.pdl ? "with" : "without");
+    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL, %s\n",
+           prop.name, prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9, o.pdl ? "with" : "without",
+           o.graph ? "timed as one replayed CUDA graph per point (--graph 1)"
+                   : "timed on a stream (--graph 0)");
     int cap = o.batch.n * o.cache.n * o.sparsity.n * o.n_dtypes, n = 0;
     Row *rows = xcalloc((size_t)cap, sizeof(Row));
     for (int d = 0; d < o.n_dtypes; d++)
@@ -386,23 +433,9 @@ int bench_decode_main(int argc, char **argv) {
             for (int ci = 0; ci < o.cache.n; ci++)
                 bench_shape(rows, &n, &o, (int)o.batch.v[bi], (int)o.cache.v[ci], (SeerDType)o.dtypes[d],
                             copy_bw, l2, sdpa);
-    double sparse_ref = NAN;
-    for (int i = 0; i < n; i++)
-        if (rows[i].batch == 16 && rows[i].cache == 32768 && fabs(rows[i].sparsity - 0.9) < 1e-9 &&
-            rows[i].dtype == SEER_BF16)
-            sparse_ref = rows[i].ms;
-    printf("\n%-5s %3s %7s %5s %3s %9s %8s %6s %7s %7s %7s %7s\n", "dtype", "B", "cache", "spars",
-           "spl", "ms", "GB/s", "%copy", "xdense", "xflash", "xcudnn", "xbest");
-    for (int i = 0; i < n; i++) {
-        const Row *r = &rows[i];
-        printf("%-5s %3d %7d %5.2f %3d %9.4f %8.0f %6.1f %7.2f %7.2f %7.2f %7.2f\n", dtype_name(r->dtype),
-               r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->gbs, r->pct_copy, r->x_dense,
-               r->x_flash, r->x_cudnn, r->x_best);
-    }
-    printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph\n",
-           sparse_ref, sparse_ref_graph_ms);
-    if (o.csv) write_csv(o.csv, rows, n);
-    if (o.json) write_json(o.json, rows, n, copy_bw, sparse_ref, prop.name, o.pdl);
+    print_table(rows, n, o.graph);
+    if (o.csv) write_csv(o.csv, rows, n, o.graph);
+    if (o.json) write_json(o.json, rows, n, copy_bw, prop.name, o.pdl, o.graph);
     free(rows);
     json_decref(sdpa);
     return 0;

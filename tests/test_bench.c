@@ -1,4 +1,6 @@
-// test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths).
+// test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths, option parsing).
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +69,41 @@ static void test_missing_value(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2);
 }
 
+int bench_decode_main(int argc, char **argv);  // bench/bench_decode.c
+
+// Exit status of `seer bench decode ARGS...` run in a child; its stderr (up to cap - 1 bytes) in msg.
+// Only for arguments refused while parsing, before any CUDA call.
+static int decode_status(char *msg, size_t cap, int argc, char **argv) {
+    char path[] = "/tmp/seer_test_bench_XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 2);
+        _exit(bench_decode_main(argc, argv) == 0 ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    ssize_t n = pread(fd, msg, cap - 1, 0);
+    msg[n > 0 ? n : 0] = 0;
+    close(fd), unlink(path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// --graph takes 0 or 1 like --pdl: another value or none is refused with exit status 2.
+static void test_decode_graph_flag(void) {
+    char msg[512];
+    char *bad[] = {"decode", "--graph", "2"};
+    CHECK(decode_status(msg, sizeof msg, 3, bad) == 2);
+    CHECK(strstr(msg, "seer: bench: --graph needs an integer in [0, 1], got '2'") != NULL);
+    char *missing[] = {"decode", "--graph"};
+    CHECK(decode_status(msg, sizeof msg, 2, missing) == 2);
+    CHECK(strstr(msg, "seer: bench decode: --graph needs a value (seer bench decode --help)") != NULL);
+    char *pdl[] = {"decode", "--pdl", "2"};  // the same refusal as its model
+    CHECK(decode_status(msg, sizeof msg, 3, pdl) == 2);
+    CHECK(strstr(msg, "seer: bench: --pdl needs an integer in [0, 1], got '2'") != NULL);
+}
+
 static void test_parse_list(void) {
     double v[3];
     CHECK(bench_parse_list(v, 3, "0,0.5,0.9", 0) == 3 && v[0] == 0 && v[1] == 0.5 && v[2] == 0.9);
@@ -83,5 +120,6 @@ int main(void) {
     RUN(test_flag_int);
     RUN(test_missing_value);
     RUN(test_parse_list);
+    RUN(test_decode_graph_flag);
     return test_summary();
 }
