@@ -251,6 +251,7 @@ template <bool BF16>
 __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned char *smem,
                                 int b, int kvh, int split, int G, int warp, int lane, int tid) {
     __shared__ float m_s[kWarps][16], l_s[kWarps][16];
+    __shared__ float inv_l_s[16], lse_s[16];  // per head: 1 / row sum, natural-log LSE
     __shared__ int is_last;
     int g = lane / 4;
 #pragma unroll
@@ -263,6 +264,14 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
         l_s[warp][g] = st.l[0], l_s[warp][g + 8] = st.l[1];
     }
     __syncthreads();
+    if (tid < 16) {  // the head's statistics once, not once per output element
+        float M = -INFINITY, L = 0;
+        for (int w = 0; w < kWarps; w++) M = fmaxf(M, m_s[w][tid]);
+        for (int w = 0; w < kWarps; w++)
+            if (m_s[w][tid] != -INFINITY) L += l_s[w][tid] * exp2f(m_s[w][tid] - M);
+        inv_l_s[tid] = L > 0 ? 1.0f / L : 0.0f;
+        lse_s[tid] = L > 0 ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;
+    }
     float *red = reinterpret_cast<float *>(smem + kQBytes);  // [kWarps][16][kHD]
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -278,23 +287,22 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
         }
     }
     __syncthreads();
+    // Independent iterations (no per-element max / exp / divide): with one warp per scheduler the
+    // per-element statistics made this loop a 2.7 us latency chain (H100 trace, docs/KERNELS.md).
+#pragma unroll 4
     for (int i = tid; i < G * kHD; i += kThreads) {
         int row = i / kHD, d = i % kHD, h = kvh * G + row;
-        float M = -INFINITY, L = 0, acc = 0;
-        for (int w = 0; w < kWarps; w++) M = fmaxf(M, m_s[w][row]);
-        for (int w = 0; w < kWarps; w++) {
-            if (m_s[w][row] == -INFINITY) continue;
-            L += l_s[w][row] * exp2f(m_s[w][row] - M);
-            acc += red[(w * 16 + row) * kHD + d];
-        }
-        float o = L > 0 ? acc / L : 0.0f;
+        float acc = 0;  // a warp that saw nothing stored zeros (its scale is 0)
+#pragma unroll
+        for (int w = 0; w < kWarps; w++) acc += red[(w * 16 + row) * kHD + d];
+        float o = acc * inv_l_s[row];
         if (p.n_split == 1) {
             uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh;
             out[d] = to_elem<BF16>(o);
         } else {
             int64_t ws = ((int64_t)b * p.H + h) * p.n_split + split;
             p.o_part[ws * kHD + d] = o;
-            if (d == 0) p.lse_part[ws] = L > 0 ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;
+            if (d == 0) p.lse_part[ws] = lse_s[row];
         }
     }
     if (p.n_split == 1) return;
