@@ -82,12 +82,11 @@ static int decode_status(char *msg, size_t cap, int argc, char **argv) {
         dup2(fd, 2);
         _exit(bench_decode_main(argc, argv) == 0 ? 0 : 1);
     }
-    int st;
-    waitpid(pid, &st, 0);
+    int status = test_wait(pid);
     ssize_t n = pread(fd, msg, cap - 1, 0);
     msg[n > 0 ? n : 0] = 0;
     close(fd), unlink(path);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return status;
 }
 
 // --graph takes 0 or 1 like --pdl: another value or none is refused with exit status 2.
