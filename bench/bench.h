@@ -39,6 +39,8 @@ int bench_parse_list(double *v, int max, const char *s, int k_suffix);
 // SEER_F16) in [-1, 1): slices of one 32 MB host pattern per dtype at random offsets (for timing
 // only). Dies with the CUDA error on failure.
 void bench_fill_device(uint16_t *dst, size_t n, SeerDType t);
+// The same for n fp8 E4M3 bytes (values in [-1, 1) rounded to E4M3).
+void bench_fill_device_e4m3(uint8_t *dst, size_t n);
 #endif
 
 // `seer bench select` (bench/bench_select.c): the gate selection step against the sparse decode

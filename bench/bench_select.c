@@ -29,7 +29,7 @@
 enum { SEL_HEADS = 64, SEL_KV_HEADS = 8, SEL_HD = 128, SEL_DG = 128, SEL_MAX_CACHES = 16 };
 
 typedef struct {
-    int batch, iters, n_cache;
+    int batch, iters, n_cache, kcomp_fp8;
     int cache[SEL_MAX_CACHES];
     double sparsity, threshold;
     const char *json;
@@ -47,6 +47,7 @@ static void usage(FILE *f) {
             "  --sparsity S     token budget = (1 - S) x cache (default 0.9)\n"
             "  --threshold T    select by softmax threshold T instead of the budget (default 0: budget)\n"
             "  --iters N        calls per timing (default 50)\n"
+            "  --kcomp T        K-compression cache storage: bf16 (default) or fp8 (E4M3)\n"
             "  --json FILE      write every timing as JSON\n");
 }
 
@@ -62,7 +63,7 @@ static int parse_caches(SelOpts *o, const char *s) {
 }
 
 static void parse_opts(SelOpts *o, int argc, char **argv) {
-    *o = (SelOpts){16, 50, 0, {0}, 0.9, 0.0, NULL};
+    *o = (SelOpts){16, 50, 0, 0, {0}, 0.9, 0.0, NULL};
     parse_caches(o, "32k");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -76,6 +77,11 @@ static void parse_opts(SelOpts *o, int argc, char **argv) {
         if (!strcmp(a, "--batch")) o->batch = (int)bench_flag_int(a, v, 1, 4096);
         else if (!strcmp(a, "--iters")) o->iters = (int)bench_flag_int(a, v, 1, 100000);
         else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--kcomp")) {
+            if (strcmp(v, "bf16") && strcmp(v, "fp8"))
+                seer_die("bench select: --kcomp must be bf16 or fp8, got '%s'", v);
+            o->kcomp_fp8 = !strcmp(v, "fp8");
+        }
         else if (!strcmp(a, "--cache")) {
             if (parse_caches(o, v)) seer_die("bench select: bad --cache list '%s' (lengths >= 64)", v);
         } else if (!strcmp(a, "--sparsity")) {
@@ -110,9 +116,10 @@ static void *dev_alloc(size_t bytes) {
 typedef struct {
     SelectConfig c;
     int n_set, T;
-    uint16_t *kc[64], *q_nope, *wq;
+    void *kc[64];
+    uint16_t *q_nope, *wq;
     int32_t *idx[64], *len;
-    float *qnorm, *qproj;  // [DG], [B, HKV, DG] the selection's workspace
+    float *qnorm, *qproj;  // [DG], the selection's workspace (select_gate_ws_bytes)
     DecodeParams dec;  // block_idx and pdl set per call
 } Bench;
 
@@ -207,24 +214,26 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     const int nb = ceil_div(T, SEER_BLOCK);
     int budget = o->threshold > 0 ? 0 : (int)(T * (1.0 - o->sparsity));
     if (budget > 0 && budget < SEER_BLOCK) budget = SEER_BLOCK;
-    b->c = (SelectConfig){B, HKV, G, HD, DG, nb, 0, budget, (float)o->threshold, 1e6f, 0};
+    b->c = (SelectConfig){B, HKV, G, HD, DG, nb, 0, budget, (float)o->threshold, 1e6f, 0, o->kcomp_fp8};
     b->c.max_sel = select_needed_max_sel(&b->c, SELECT_GATE);
     b->T = T;
     SeerErr err;
     if (select_validate_config(&b->c, SELECT_GATE, &err)) seer_die("bench select: %s", err.msg);
     const size_t kc_elems = (size_t)B * HKV * nb * DG, q_elems = (size_t)B * SEL_HEADS * HD;
     const size_t kv_elems = (size_t)B * HKV * T * HD, n_list = (size_t)B * HKV * b->c.max_sel;
-    b->n_set = (int)ceil(4.0 * l2 / (kc_elems * 2.0));
+    const size_t kc_bytes = kc_elems * (o->kcomp_fp8 ? 1 : 2);
+    b->n_set = (int)ceil(4.0 * l2 / kc_bytes);
     b->n_set = b->n_set < 1 ? 1 : b->n_set > 64 ? 64 : b->n_set;
     for (int i = 0; i < b->n_set; i++) {
-        b->kc[i] = dev_alloc(kc_elems * 2), b->idx[i] = dev_alloc(n_list * 4);
-        bench_fill_device(b->kc[i], kc_elems, SEER_BF16);
+        b->kc[i] = dev_alloc(kc_bytes), b->idx[i] = dev_alloc(n_list * 4);
+        if (o->kcomp_fp8) bench_fill_device_e4m3(b->kc[i], kc_elems);
+        else bench_fill_device(b->kc[i], kc_elems, SEER_BF16);
     }
     b->q_nope = dev_alloc(q_elems * 2), b->wq = dev_alloc((size_t)HKV * G * HD * DG * 2);
     bench_fill_device(b->q_nope, q_elems, SEER_BF16);
     bench_fill_device(b->wq, (size_t)HKV * G * HD * DG, SEER_BF16);
     b->qnorm = dev_alloc(DG * sizeof(float));
-    b->qproj = dev_alloc((size_t)B * HKV * DG * sizeof(float));
+    b->qproj = dev_alloc(select_gate_ws_bytes(&b->c));
     b->len = dev_alloc(B * sizeof(int32_t));
     float *ones = xmalloc(DG * sizeof(float));
     int32_t *len = xmalloc(B * sizeof(int32_t)), *lists = xmalloc(n_list * 4);
@@ -322,6 +331,7 @@ static void write_json(const char *path, const SelRow *rows, int n, const SelOpt
     json_object_set_new(root, "sparsity", json_real(o->sparsity));
     json_object_set_new(root, "threshold", json_real(o->threshold));
     json_object_set_new(root, "iters", json_integer(o->iters));
+    json_object_set_new(root, "kcomp", json_string(o->kcomp_fp8 ? "fp8" : "bf16"));
     json_object_set_new(root, "points", arr);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench select: cannot write %s", path);
     json_decref(root);
@@ -334,8 +344,9 @@ int bench_select_main(int argc, char **argv) {
     struct cudaDeviceProp prop;
     CUDA_OK(cudaGetDevice(&dev));
     CUDA_OK(cudaGetDeviceProperties(&prop, dev));
-    printf("device %s, %d SMs, L2 %.0f MB; 64 query / 8 KV heads, HD 128, DG 128, bf16, batch %d, %s\n",
-           prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6, o.batch,
+    printf("device %s, %d SMs, L2 %.0f MB; 64 query / 8 KV heads, HD 128, DG 128, bf16, K-compression %s, "
+           "batch %d, %s\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6,
+           o.kcomp_fp8 ? "fp8 E4M3" : "bf16", o.batch,
            o.threshold > 0 ? "threshold selection" : "token budget");
     cudaStream_t st;
     CUDA_OK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));

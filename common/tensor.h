@@ -78,6 +78,42 @@ static inline uint16_t f32_to_f16(float f) {
     return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
 }
 
+// fp8 E4M3 as NVIDIA's cvt (bias 7, no infinities, S.1111.111 NaN, largest finite 448): the
+// K-compression cache's optional storage type (SelectConfig.kcomp_fp8).
+static inline float e4m3_to_f32(uint8_t v) {
+    uint32_t sign = (uint32_t)(v & 0x80u) << 24, exp = (v >> 3) & 0xfu, man = v & 7u, u;
+    if (exp == 15 && man == 7) {
+        u = sign | 0x7fc00000u;
+    } else if (exp == 0) {  // subnormal: man * 2^-9
+        float m = (float)man * (1.0f / 512.0f);
+        memcpy(&u, &m, 4);
+        u |= sign;
+    } else {
+        u = sign | ((exp + 127 - 7) << 23) | (man << 20);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Round to nearest even, saturating: everything beyond 448 (infinities too) becomes +-448; NaN
+// stays NaN (cvt.rn.satfinite.e4m3x2.f32).
+static inline uint8_t f32_to_e4m3(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7f;
+    if (a >= 0x43e00000u) return sign | 0x7e;  // >= 448
+    if (a < 0x3c800000u) {                     // below 2^-6: subnormal, one ulp = 2^-9
+        float af;
+        memcpy(&af, &a, 4);
+        return sign | (uint8_t)__builtin_nearbyintf(af * 512.0f);
+    }
+    uint32_t r = a + 0x7ffffu + ((a >> 20) & 1u);  // keep 3 mantissa bits
+    return sign | (uint8_t)(((((r >> 23) & 0xffu) - 127 + 7) << 3) | ((r >> 20) & 7u));
+}
+
 // Element i of a tensor of any supported dtype, as fp32.
 static inline float tensor_get(const Tensor *t, int64_t i) {
     switch (t->dtype) {

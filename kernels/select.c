@@ -24,6 +24,8 @@ int select_validate_config(const SelectConfig *c, SelectPolicy policy, SeerErr *
         return seer_fail(err, "select: dimensions must be positive (B %d HKV %d G %d HD %d DG %d "
                          "nb_max %d)", c->B, c->HKV, c->G, c->HD, c->DG, c->nb_max);
     if (c->DG % 2) return seer_fail(err, "select: DG %d must be even for RoPE", c->DG);
+    if (c->kcomp_fp8 != 0 && c->kcomp_fp8 != 1)
+        return seer_fail(err, "select: kcomp_fp8 must be 0 or 1, got %d", c->kcomp_fp8);
     if (c->budget < 0) return seer_fail(err, "select: budget %d < 0", c->budget);
     if (c->budget == 0 && policy == SELECT_QUEST)
         return seer_fail(err, "select: Quest selects by token budget; budget 0 is not allowed");
@@ -96,6 +98,7 @@ void select_kcomp_update_cpu(float *kcomp, const float *kraw, const int32_t *blo
             const float *keys = kraw + ((int64_t)b * c->HKV + h) * SEER_BLOCK * HD;
             select_kcomp_cpu(dst, keys, SEER_BLOCK, HD, DG, wk + (int64_t)h * 3 * HD * DG, knorm,
                              pos, c->rope_theta);
+            for (int d = 0; c->kcomp_fp8 && d < DG; d++) dst[d] = e4m3_to_f32(f32_to_e4m3(dst[d]));
         }
 }
 

@@ -23,6 +23,8 @@ typedef struct {
     float rope_theta; // the model's rope_theta
     int rope_last;    // 1: RoPE the K-compression vector of block j at j*64+63 (the release's
                       // decode quirk); 0 (default): at j*64
+    int kcomp_fp8;    // 1: the K-compression cache is stored as fp8 E4M3 (half the bytes the
+                      // selection reads); 0 (default): in the KV cache's dtype
 } SelectConfig;
 
 typedef enum { SELECT_GATE = 0, SELECT_ORACLE = 1, SELECT_QUEST = 2 } SelectPolicy;
@@ -46,8 +48,8 @@ void select_kcomp_cpu(float *kg, const float *keys, int n, int HD, int DG, const
                       const float *knorm, int pos, float theta);
 
 // K-compression cache update when blocks complete: for each b with block[b] >= 0, every KV
-// head's kcomp[b, kvh, block[b]] is rebuilt from the 64 staged keys kraw[b, kvh]. block[b] = -1
-// leaves b alone. kcomp: [B, HKV, nb_max, DG]; kraw: [B, HKV, 64, HD] (pre-RoPE, post-norm);
+// head's kcomp[b, kvh, block[b]] is rebuilt from the 64 staged keys kraw[b, kvh] (rounded to
+// E4M3 values when c->kcomp_fp8). block[b] = -1 leaves b alone. kcomp: [B, HKV, nb_max, DG]; kraw: [B, HKV, 64, HD] (pre-RoPE, post-norm);
 // wk: [HKV, 3*HD, DG]; knorm: [DG].
 void select_kcomp_update_cpu(float *kcomp, const float *kraw, const int32_t *block,
                              const float *wk, const float *knorm, const SelectConfig *c);
@@ -96,7 +98,8 @@ void select_quest_cpu(int32_t *idx, const float *q, const float *kmax, const flo
                       const int32_t *cache_len, const SelectConfig *c);
 
 #ifdef SEER_CUDA
-// GPU twins. Device pointers; dtype (BF16 or F16) is that of q, kcomp, kraw, k, kmax/kmin.
+// GPU twins. Device pointers; dtype (BF16 or F16) is that of q, kcomp (unless c->kcomp_fp8:
+// then E4M3 bytes), kraw, k, kmax/kmin.
 // Linear weights wq/wk are bf16 bit patterns, norm weights fp32. The GPU kernels need
 // HD = DG = 128, G <= 16, nb_max <= 4096; otherwise -1 with a message. Input is trusted
 // (select_validate_config on the host first). stream: a cudaStream_t or NULL.
@@ -108,8 +111,9 @@ int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block
 // starts reading the K-compression cache while the projection runs). The selection kernel
 // executes griddepcontrol.launch_dependents early, so a following kernel launched with
 // programmatic dependent launch (DecodeParams.pdl) starts as soon as SMs free up; it must
-// griddepcontrol.wait before reading idx. ws: [B, HKV, DG] fp32 workspace holding the projected
-// queries between the two launches (allocated by the caller, like the oracle's).
+// griddepcontrol.wait before reading idx. ws: select_gate_ws_bytes(c) of device memory holding
+// the partial query projections between the two launches (allocated by the caller).
+size_t select_gate_ws_bytes(const SelectConfig *c);
 int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, const void *kcomp,
                      const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                      SeerDType dtype, const SelectConfig *c, void *stream, SeerErr *err);

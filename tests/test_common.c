@@ -1,4 +1,5 @@
 // test_common.c: dtype conversions and error formatting.
+#include <math.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -22,6 +23,28 @@ static void test_f16_roundtrip(void) {
     CHECK(f32_to_f16(1.0f) == 0x3c00);
 }
 
+// Every E4M3 byte decodes to the value its fields say and encodes back to itself; rounding is to
+// nearest even, saturating at 448; NaN stays NaN.
+static void test_e4m3(void) {
+    for (int v = 0; v < 256; v++) {
+        float f = e4m3_to_f32((uint8_t)v);
+        int e = (v >> 3) & 15, m = v & 7;
+        if (e == 15 && m == 7) {
+            CHECK(isnan(f) && f32_to_e4m3(f) == (uint8_t)v);
+            continue;
+        }
+        double want = (e ? (8 + m) * ldexp(1, e - 10) : m * ldexp(1, -9)) * (v & 0x80 ? -1 : 1);
+        CHECK(f == (float)want);
+        if (v != 0x80) CHECK(f32_to_e4m3(f) == (uint8_t)v);  // -0 encodes as 0x80 too
+    }
+    CHECK(f32_to_e4m3(1.0625f) == 0x38);            // halfway between 1 and 1.125: even (1)
+    CHECK(f32_to_e4m3(1.1875f) == 0x3a);            // halfway between 1.125 and 1.25: even (1.25)
+    CHECK(f32_to_e4m3(3.0f / 1024) == 0x02);        // subnormal halfway 1.5 * 2^-9: even (2 * 2^-9)
+    CHECK(f32_to_e4m3(460.0f) == 0x7e && f32_to_e4m3(-INFINITY) == 0xfe);  // saturate to 448
+    CHECK(f32_to_e4m3(0.0009f) == 0x00);            // below half the smallest subnormal
+    CHECK(e4m3_to_f32(f32_to_e4m3(0.3f)) == 0.3125f);
+}
+
 static void test_error_message(void) {
     SeerErr e;
     CHECK(seer_fail(&e, "%s: bad %d", "x.json", 3) == -1);
@@ -31,6 +54,7 @@ static void test_error_message(void) {
 int main(void) {
     RUN(test_bf16_roundtrip);
     RUN(test_f16_roundtrip);
+    RUN(test_e4m3);
     RUN(test_error_message);
     return test_summary();
 }

@@ -75,7 +75,7 @@ static void test_kcomp(void) {
     kcomp_brute(ref, keys, n, HD, DG, wk, kn, 128, 1e6f);
     for (int o = 0; o < DG; o++) CHECK_CLOSE(kg[o], ref[o], 1e-4);
     // the batched update: block 2 of b 0 with rope_last, b 1 untouched
-    SelectConfig c = {2, 2, 1, HD, DG, 4, 4, 128, 0, 1e6f, 1};
+    SelectConfig c = {2, 2, 1, HD, DG, 4, 4, 128, 0, 1e6f, 1, 0};
     float *kraw = rand_vec(2 * 2 * 64 * HD, 1), *wk2 = rand_vec(2 * 3 * HD * DG, 0.3f);
     float *kcomp = xcalloc(2 * 2 * 4 * DG, sizeof(float));
     int32_t block[2] = {2, -1};
@@ -83,6 +83,11 @@ static void test_kcomp(void) {
     kcomp_brute(ref, kraw + 64 * HD, 64, HD, DG, wk2 + 3 * HD * DG, kn, 2 * 64 + 63, 1e6f);
     for (int o = 0; o < DG; o++) CHECK_CLOSE(kcomp[(1 * 4 + 2) * DG + o], ref[o], 1e-4);
     for (int i = 2 * 4 * DG; i < 4 * 4 * DG; i++) CHECK(kcomp[i] == 0.0f);
+    float plain[8];  // the same block stored as E4M3 values
+    memcpy(plain, kcomp + (1 * 4 + 2) * DG, sizeof plain);
+    c.kcomp_fp8 = 1;
+    select_kcomp_update_cpu(kcomp, kraw, block, wk2, kn, &c);
+    for (int o = 0; o < DG; o++) CHECK(kcomp[(1 * 4 + 2) * DG + o] == e4m3_to_f32(f32_to_e4m3(plain[o])));
     free(keys), free(wk), free(kn), free(kraw), free(wk2), free(kcomp);
 }
 
@@ -103,7 +108,7 @@ static void test_blocks(void) {
 
 static void test_gate(void) {
     int B = 3, HKV = 2, G = 4, HD = 16, DG = 8, nb = 20;
-    SelectConfig c = {B, HKV, G, HD, DG, nb, 7, 5 * 64, 0, 1e4f, 0};
+    SelectConfig c = {B, HKV, G, HD, DG, nb, 7, 5 * 64, 0, 1e4f, 0, 0};
     float *q = rand_vec(B * HKV * G * HD, 2), *kcomp = rand_vec(B * HKV * nb * DG, 1);
     float *wq = rand_vec(HKV * G * HD * DG, 0.2f), *qn = rand_vec(DG, 1);
     float *probs = xmalloc(sizeof(float) * B * HKV * nb);
@@ -146,7 +151,7 @@ static void test_gate(void) {
 
 static void test_oracle(void) {
     int B = 2, HKV = 2, G = 3, HD = 8, Tmax = 300, nb = 5;
-    SelectConfig c = {B, HKV, G, HD, 8, nb, 2, 2 * 64, 0, 1e4f, 0};
+    SelectConfig c = {B, HKV, G, HD, 8, nb, 2, 2 * 64, 0, 1e4f, 0, 0};
     float *q = rand_vec(B * HKV * G * HD, 3), *k = rand_vec(B * HKV * Tmax * HD, 3);
     int32_t len[2] = {300, 150}, idx[2 * 2 * 2];
     select_oracle_cpu(idx, q, k, Tmax, len, &c);
@@ -178,7 +183,7 @@ static void test_oracle(void) {
 
 static void test_quest(void) {
     int B = 2, HKV = 2, G = 2, HD = 8, nb = 8, Tmax = 8 * 64;
-    SelectConfig c = {B, HKV, G, HD, 8, nb, 2 * 3, 100, 0, 1e4f, 0};  // budget 100: 3 pages/head
+    SelectConfig c = {B, HKV, G, HD, 8, nb, 2 * 3, 100, 0, 1e4f, 0, 0};  // budget 100: 3 pages/head
     float *k = rand_vec(B * HKV * Tmax * HD, 2), *q = rand_vec(B * HKV * G * HD, 2);
     float *kmax = xcalloc(B * HKV * nb * HD, sizeof(float)), *kmin = xcalloc(B * HKV * nb * HD, sizeof(float));
     float *knew = xmalloc(sizeof(float) * B * HKV * HD);

@@ -43,10 +43,13 @@ static int list_diff(const int32_t *a, const int32_t *b, int max_sel, const floa
     return bad;
 }
 
+// Cases 0, 1: bf16 and fp16 caches (rope_last 0 and 1); case 2: bf16 keys, E4M3 cache. An E4M3
+// element may round the other way from the CPU's (the sums before rounding differ in the last
+// bits): it must then be the CPU value's neighbour, and 99% must be identical.
 static void test_kcomp_update(void) {
-    for (int ti = 0; ti < 2; ti++) {
-        SeerDType t = ti ? SEER_F16 : SEER_BF16;
-        SelectConfig c = {3, 2, 4, 128, 128, 8, 8, 256, 0, 1e6f, ti};
+    for (int ti = 0; ti < 3; ti++) {
+        SeerDType t = ti == 1 ? SEER_F16 : SEER_BF16;
+        SelectConfig c = {3, 2, 4, 128, 128, 8, 8, 256, 0, 1e6f, ti == 1, ti == 2};
         int64_t nraw = 3 * 2 * 64 * 128, nw = 2 * 3 * 128 * 128, nkc = 3 * 2 * 8 * 128;
         uint16_t *raw_b = xmalloc(2 * nraw), *wk_b = xmalloc(2 * nw), *kc_b = xmalloc(2 * nkc);
         float *raw = xmalloc(4 * nraw), *wk = xmalloc(4 * nw), *kn = xmalloc(4 * 128);
@@ -63,13 +66,19 @@ static void test_kcomp_update(void) {
         sync_or_die("kcomp update");
         cudaMemcpy(kc_b, d_kc, 2 * nkc, cudaMemcpyDeviceToHost);
         double worst = 0;
+        int64_t same = 0;
         for (int64_t i = 0; i < nkc; i++) {
-            float g = t == SEER_F16 ? f16_to_f32(kc_b[i]) : bf16_to_f32(kc_b[i]);
+            float g = c.kcomp_fp8 ? e4m3_to_f32(((uint8_t *)kc_b)[i])
+                    : t == SEER_F16 ? f16_to_f32(kc_b[i]) : bf16_to_f32(kc_b[i]);
             double d = fabs(g - kc[i]) / fmax(1.0, fabs(kc[i]));
+            if (c.kcomp_fp8) d = fabs(g - kc[i]) / (fabs(kc[i]) / 8 + 1.0 / 512);  // <= 1: a neighbour
             worst = d != d ? INFINITY : fmax(worst, d);
+            same += g == kc[i];
         }
-        printf("    kcomp update %s rope_last %d: err %.2e\n", dtype_name(t), ti, worst);
-        CHECK(worst < (t == SEER_BF16 ? 1e-2 : 2e-3));
+        printf("    kcomp update %s%s rope_last %d: err %.2e, %.2f%% identical\n", dtype_name(t),
+               c.kcomp_fp8 ? " -> E4M3" : "", c.rope_last, worst, 100.0 * same / nkc);
+        CHECK(worst < (c.kcomp_fp8 ? 1.0001 : t == SEER_BF16 ? 1e-2 : 2e-3));
+        if (c.kcomp_fp8) CHECK(same >= nkc * 99 / 100);
         cudaFree(d_kc), cudaFree(d_raw), cudaFree(d_wk), cudaFree(d_kn), cudaFree(d_blk);
         free(raw_b), free(wk_b), free(kc_b), free(raw), free(wk), free(kn), free(kc);
     }
@@ -78,27 +87,31 @@ static void test_kcomp_update(void) {
 // One gate selection on the GPU against select_gate_cpu. distinct > 0 draws every K-compression
 // row from that many random rows, so many scores tie exactly: the lists must then be identical
 // (ties go to the lowest blocks on both sides); otherwise they may differ only at near ties.
+// kc8: the K-compression cache as E4M3 bytes.
 static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int budget, float threshold,
-                      SeerDType t, int distinct) {
+                      SeerDType t, int distinct, int kc8) {
     int HD = 128, DG = 128;
-    SelectConfig c = {B, HKV, G, HD, DG, nb, 0, budget, threshold, 1e6f, 0};
+    SelectConfig c = {B, HKV, G, HD, DG, nb, 0, budget, threshold, 1e6f, 0, kc8};
     c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
     int64_t nq = (int64_t)B * HKV * G * HD, nkc = (int64_t)B * HKV * nb * DG, nw = (int64_t)HKV * G * HD * DG;
     uint16_t *q_b = xmalloc(2 * nq), *kc_b = xmalloc(2 * nkc), *wq_b = xmalloc(2 * nw);
     float *q = xmalloc(4 * nq), *kc = xmalloc(4 * nkc), *wq = xmalloc(4 * nw), *qn = xmalloc(4 * DG);
     float *probs = xmalloc(sizeof(float) * B * HKV * nb);
     rand_pair(q_b, q, nq, 2, t), rand_pair(kc_b, kc, nkc, 1.5f, t), rand_pair(wq_b, wq, nw, 0.05f, SEER_BF16);
+    uint8_t *kc8_b = (uint8_t *)kc_b;  // E4M3: the first nkc bytes
+    for (int64_t i = 0; kc8 && i < nkc; i++) kc8_b[i] = f32_to_e4m3(kc[i]), kc[i] = e4m3_to_f32(kc8_b[i]);
+    const int64_t row_bytes = kc8 ? DG : 2 * DG;
     for (int64_t r = 0; distinct && r < (int64_t)B * HKV * nb; r++) {  // row r = row (r % distinct)
-        memcpy(kc_b + r * DG, kc_b + (r % distinct) * DG, 2 * DG);
+        memcpy((char *)kc_b + r * row_bytes, (char *)kc_b + (r % distinct) * row_bytes, row_bytes);
         memcpy(kc + r * DG, kc + (r % distinct) * DG, 4 * DG);
     }
     for (int i = 0; i < DG; i++) qn[i] = 1 + 0.3f * frand();
     int n_idx = B * HKV * c.max_sel;
     int32_t *idx = xmalloc(4 * n_idx), *gidx = xmalloc(4 * n_idx);
     select_gate_cpu(idx, probs, q, kc, len, wq, qn, &c);
-    void *d_q = to_dev(q_b, 2 * nq), *d_kc = to_dev(kc_b, 2 * nkc), *d_wq = to_dev(wq_b, 2 * nw);
+    void *d_q = to_dev(q_b, 2 * nq), *d_kc = to_dev(kc_b, nkc * (kc8 ? 1 : 2)), *d_wq = to_dev(wq_b, 2 * nw);
     void *d_qn = to_dev(qn, 4 * DG), *d_len = to_dev(len, 4 * B), *d_idx = to_dev(NULL, 4 * n_idx);
-    void *d_ws = to_dev(NULL, 4 * (int64_t)B * HKV * DG);  // [B, HKV, DG] projected queries
+    void *d_ws = to_dev(NULL, select_gate_ws_bytes(&c));  // partial query projections
     CUDA_OK(cudaMemset(d_idx, 0x7f, 4 * n_idx));  // poison: every entry must be written
     SeerErr err;
     if (select_gate_cuda(d_idx, d_ws, d_q, d_kc, d_len, d_wq, d_qn, t, &c, NULL, &err)) seer_die("%s", err.msg);
@@ -111,8 +124,9 @@ static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int bud
         bad += list_diff(a, r, c.max_sel, probs + p * nb, 0.05f) + list_diff(r, a, c.max_sel, probs + p * nb, 0.05f);
         for (int i = 0; i < c.max_sel; i++) bad += a[i] < -1 || a[i] >= nb || (i > 0 && a[i] != -1 && a[i] >= a[i - 1]);
     }
-    printf("    gate %s B %d G %d nb %d budget %d thr %g%s: %d/%d lists identical, %d real differences\n",
-           dtype_name(t), B, G, nb, budget, (double)threshold, distinct ? " (exact ties)" : "", exact,
+    printf("    gate %s%s B %d G %d nb %d budget %d thr %g%s: %d/%d lists identical, %d real differences\n",
+           dtype_name(t), kc8 ? " E4M3 cache" : "", B, G, nb, budget, (double)threshold,
+           distinct ? " (exact ties)" : "", exact,
            B * HKV, bad);
     CHECK(bad == 0);
     if (distinct) CHECK(exact == B * HKV);
@@ -124,21 +138,26 @@ static void gate_case(int B, int HKV, int G, int nb, const int32_t *len, int bud
 static void test_gate(void) {
     // 700 blocks: two 512-key chunks; lengths: full, one block, partial current blocks, 0, < 64
     const int32_t len4[4] = {700 * 64, 64, 1000, 300 * 64 + 5};
-    gate_case(4, 2, 8, 700, len4, 4096, 0, SEER_BF16, 0);
-    gate_case(4, 2, 5, 700, len4, 2048, 0, SEER_F16, 0);
-    gate_case(4, 2, 1, 700, len4, 64, 0, SEER_BF16, 0);
-    gate_case(4, 2, 4, 700, len4, 0, 2e-3f, SEER_BF16, 0);
-    gate_case(4, 2, 8, 700, len4, 0, 2e-3f, SEER_F16, 0);
+    gate_case(4, 2, 8, 700, len4, 4096, 0, SEER_BF16, 0, 0);
+    gate_case(4, 2, 5, 700, len4, 2048, 0, SEER_F16, 0, 0);
+    gate_case(4, 2, 1, 700, len4, 64, 0, SEER_BF16, 0, 0);
+    gate_case(4, 2, 4, 700, len4, 0, 2e-3f, SEER_BF16, 0, 0);
+    gate_case(4, 2, 8, 700, len4, 0, 2e-3f, SEER_F16, 0, 0);
+    gate_case(4, 2, 8, 700, len4, 4096, 0, SEER_BF16, 0, 1);
+    gate_case(4, 2, 5, 700, len4, 0, 2e-3f, SEER_F16, 0, 1);
     // 11 sequences: a full cluster and a partial one; G 16; 0, short and 32k-like lengths
     const int32_t len11[11] = {32768, 0, 5, 32767, 20000, 64 * 511, 129, 32768, 1, 31000, 64 * 100};
-    gate_case(11, 3, 16, 512, len11, 3276, 0, SEER_BF16, 0);
-    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_F16, 0);
-    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_BF16, 7);
+    gate_case(11, 3, 16, 512, len11, 3276, 0, SEER_BF16, 0, 0);
+    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_F16, 0, 0);
+    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_BF16, 7, 0);
+    gate_case(11, 3, 8, 512, len11, 3276, 0, SEER_BF16, 0, 1);
+    gate_case(11, 3, 16, 512, len11, 3276, 0, SEER_F16, 7, 1);
     // 4096 blocks (eight chunks) at positions past 105615, where sincosf reduces the slow way
     const int32_t len2[2] = {4096 * 64, 4000 * 64 - 3};
-    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 0);
-    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13);
-    gate_case(2, 1, 8, 4096, len2, 0, 1e-3f, SEER_F16, 0);
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 0, 0);
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13, 0);
+    gate_case(2, 1, 8, 4096, len2, 0, 1e-3f, SEER_F16, 0, 0);
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13, 1);
 }
 
 static void test_oracle_quest(void) {
@@ -146,7 +165,7 @@ static void test_oracle_quest(void) {
         SeerDType t = ti ? SEER_F16 : SEER_BF16;
         int B = 2, HKV = 2, G = ti ? 5 : 8, HD = 128, Tmax = 3000, nb = ceil_div(Tmax, 64);
         int32_t len[2] = {3000, 700};
-        SelectConfig c = {B, HKV, G, HD, 128, nb, 0, 512, 0, 1e6f, 0};
+        SelectConfig c = {B, HKV, G, HD, 128, nb, 0, 512, 0, 1e6f, 0, 0};
         int64_t nq = (int64_t)B * HKV * G * HD, nk = (int64_t)B * HKV * Tmax * HD, npg = (int64_t)B * HKV * nb * HD;
         uint16_t *q_b = xmalloc(2 * nq), *k_b = xmalloc(2 * nk), *knew_b = xmalloc(2 * B * HKV * HD);
         float *q = xmalloc(4 * nq), *k = xmalloc(4 * nk), *knew = xmalloc(4 * B * HKV * HD);
