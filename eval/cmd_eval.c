@@ -42,6 +42,8 @@ static void eval_usage(FILE *f) {
             "  --threshold X       gate / oracle: keep blocks with probability > X instead\n"
             "  --dense-layers N    the first N layers attend densely (0)\n"
             "  --rope-last         gate: RoPE block j's key at j*64+63 (the release's decode quirk)\n"
+            "  --kcomp-fp8         gate: K-compression cache rounded to fp8 E4M3, as the GPU's\n"
+            "                      optional E4M3 cache (bench select --kcomp fp8) stores it\n"
             "  --limit N           only the first N problems\n"
             "  --samples N         generations per problem; accuracy is the mean (1)\n"
             "  --max-new N         generated tokens at most (256)\n"
@@ -129,6 +131,7 @@ static int eval_parse_args(int argc, char **argv, EvalArgs *a, SeerErr *err) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
         if (!strcmp(f, "--no-suffix")) { a->suffix = ""; continue; }
         if (!strcmp(f, "--rope-last")) { a->pol.rope_last = 1; continue; }
+        if (!strcmp(f, "--kcomp-fp8")) { a->pol.kcomp_fp8 = 1; continue; }
         if (!v) return seer_fail(err, "%s: unknown flag or missing value (see seer eval --help)", f);
         int r = eval_parse_value(a, f, v, err);
         if (r < 0) return -1;
@@ -342,6 +345,7 @@ static void method_label(char *buf, size_t n, const EnginePolicy *p) {
     if (p->method == ENGINE_DENSE) snprintf(buf, n, "dense");
     else if (p->budget > 0) snprintf(buf, n, "%s@%d", engine_method_name(p->method), p->budget);
     else snprintf(buf, n, "%s>%g", engine_method_name(p->method), (double)p->threshold);
+    if (p->method == ENGINE_GATE && p->kcomp_fp8) strncat(buf, " (E4M3 K-compression)", n - strlen(buf) - 1);
 }
 
 static void report_print(const EvalReport *r, const EvalArgs *a) {
@@ -382,12 +386,14 @@ static json_t *report_samples_json(const EvalReport *r, const Problem *ps) {
 // The settings that decide every sample: the sample log's first line (not --limit or --threads).
 static json_t *eval_settings(const EvalArgs *a) {
     json_t *gates = a->gates && a->pol.method == ENGINE_GATE ? json_string(a->gates) : json_null();
-    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:b, s:I, s:I, s:f, s:f, s:I, s:I, s:s}", "model",
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:f, s:i, s:b, s:I, s:I, s:f, s:f, s:I, s:I, s:s}", "model",
                      a->model, "data", a->data, "method", engine_method_name(a->pol.method), "gates", gates,
                      "budget", a->pol.budget, "threshold", (double)a->pol.threshold, "dense_layers",
                      a->pol.dense_layers, "rope_last", a->pol.rope_last, "samples_per_problem", (json_int_t)a->samples,
                      "max_new", (json_int_t)a->max_new, "temperature", a->temperature, "top_p", a->top_p,
                      "top_k", (json_int_t)a->top_k, "seed", (json_int_t)a->seed, "suffix", a->suffix);
+    if (a->pol.kcomp_fp8) json_object_set_new(o, "kcomp_fp8", json_true());  // absent: older logs still match
+    return o;
 }
 
 // The report: the settings of eval_settings, then the numbers and every sample.

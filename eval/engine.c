@@ -86,7 +86,8 @@ static SelectConfig engine_select_config(const ModelConfig *c, GateShape gs, Eng
     SelectConfig sc = {.B = 1, .HKV = c->HKV, .G = c->H / c->HKV, .HD = c->HD,
                        .DG = pol.method == ENGINE_GATE ? gs.DG : 2, .nb_max = NB, .max_sel = NB,
                        .budget = pol.budget, .threshold = pol.threshold,
-                       .rope_theta = c->rope_theta, .rope_last = pol.rope_last};
+                       .rope_theta = c->rope_theta, .rope_last = pol.rope_last,
+                       .kcomp_fp8 = pol.kcomp_fp8};
     return sc;
 }
 
@@ -180,8 +181,10 @@ static void prefill_gate(Engine *e, int l, const float *k_nope, int n) {
                     memcpy(keys + (size_t)i * HD, k_nope + (((size_t)j * SEER_BLOCK + i) * HKV + h) * HD,
                            sizeof(float) * HD);
                 int pos = j * SEER_BLOCK + (e->sc.rope_last ? SEER_BLOCK - 1 : 0);
-                select_kcomp_cpu(kcomp + ((size_t)h * e->NB + j) * DG, keys, SEER_BLOCK, HD, DG,
-                                 gp.wk + (size_t)h * 3 * HD * DG, gp.knorm_w, pos, e->sc.rope_theta);
+                float *kg = kcomp + ((size_t)h * e->NB + j) * DG;
+                select_kcomp_cpu(kg, keys, SEER_BLOCK, HD, DG, gp.wk + (size_t)h * 3 * HD * DG, gp.knorm_w,
+                                 pos, e->sc.rope_theta);
+                for (int d = 0; e->sc.kcomp_fp8 && d < DG; d++) kg[d] = e4m3_to_f32(f32_to_e4m3(kg[d]));
             }
         free(keys);
     }

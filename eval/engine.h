@@ -41,6 +41,8 @@ typedef struct {
     int dense_layers;  // the first dense_layers layers attend densely whatever the method
     int rope_last;     // gate: RoPE a block's K-compression vector at j*64+63 (the release's
                        // decode quirk) instead of j*64
+    int kcomp_fp8;     // gate: K-compression vectors rounded to fp8 E4M3 values, as the GPU's
+                       // optional E4M3 cache stores them (SelectConfig.kcomp_fp8)
 } EnginePolicy;
 
 typedef struct Engine Engine;

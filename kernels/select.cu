@@ -9,13 +9,16 @@
 // block-wide rank of the flags (ballots plus one warp's scan of the per-warp counts).
 //
 // Gate selection (the decode hot path, docs/KERNELS.md) is two kernels. gate_query_kernel
-// projects the queries: one program per (16 output columns, KV head, 16 sequences) on the tensor
-// cores, so each Wq column is read once per 16 sequences. gate_select_kernel, one program per
-// (sequence, KV head), is launched as its programmatic dependent: it starts streaming its first
-// 512 K-compression rows into shared memory (bulk copies) while the projection runs, then waits
-// for it, normalises and rotates the query, scores the rows on the tensor cores (the query split
-// into a high and a low half-precision part, so the products keep fp32 accuracy), selects and
-// writes the list.
+// projects the queries: one program per (16 output columns, KV head, 16 sequences, half of the
+// input rows) on the tensor cores, so each Wq column is read once per 16 sequences.
+// gate_select_kernel, one program per (sequence, KV head), is launched as its programmatic
+// dependent: it starts copying its first K-compression rows into shared memory (bulk copies)
+// while the projection runs, then waits for it, copies the rest of the first 512 rows, one warp
+// normalises and rotates the query (its RoPE rotations formed before the wait) into MMA operand
+// words, every warp scores its rows on the tensor cores (the query split into a high and a low
+// half-precision part, so the products keep fp32 accuracy), selects and writes the list. The
+// K-compression cache is in the KV cache's dtype or, with SelectConfig.kcomp_fp8, E4M3 (half
+// the bytes; unpacked to fp16 operands, exact).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -75,12 +78,13 @@ struct SelScratch {
 // rank[c] = number of set flags f over blocks j' < j (j = c * 512 + tid) in the program; returns
 // the number of set flags. Flags of chunks c >= n_chunks must be clear. buf (0 or 1) picks the
 // scratch, so two calls with no barrier between them must use different buffers.
-__device__ int block_rank(const bool (&f)[kMaxChunks], int n_chunks, int (&rank)[kMaxChunks],
+template <int NC>
+__device__ int block_rank(const bool (&f)[NC], int n_chunks, int (&rank)[NC],
                           SelScratch &s, int buf) {
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    unsigned bal[kMaxChunks];
+    unsigned bal[NC];
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++) {
+    for (int c = 0; c < NC; c++) {
         bal[c] = c < n_chunks ? __ballot_sync(0xffffffffu, f[c]) : 0u;
         if (c < n_chunks && lane == 0) s.cnt[buf][c * kSelWarps + warp] = __popc(bal[c]);
     }
@@ -104,7 +108,7 @@ __device__ int block_rank(const bool (&f)[kMaxChunks], int n_chunks, int (&rank)
     }
     __syncthreads();
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++)
+    for (int c = 0; c < NC; c++)
         rank[c] = c < n_chunks ? s.cnt[buf][c * kSelWarps + warp] + __popc(bal[c] & ((1u << lane) - 1)) : 0;
     return s.total[buf];
 }
@@ -141,18 +145,19 @@ __device__ void radix_pick(const int *hist, uint32_t prefix, int krem, int shift
 
 // Sets f[c] for the k largest keys among blocks j < n (ties: lowest j), every j < n when n <= k.
 // Never clears a flag.
-__device__ void topk_flags(const float (&key)[kMaxChunks], int n, int k, bool (&f)[kMaxChunks],
+template <int NC>
+__device__ void topk_flags(const float (&key)[NC], int n, int k, bool (&f)[NC],
                            SelScratch &s) {
     const int tid = threadIdx.x, lane = tid % 32, n_chunks = (n + kSelThreads - 1) / kSelThreads;
     if (n <= k) {
 #pragma unroll
-        for (int c = 0; c < kMaxChunks; c++) f[c] |= c * kSelThreads + tid < n;
+        for (int c = 0; c < NC; c++) f[c] |= c * kSelThreads + tid < n;
         return;
     }
-    uint32_t u[kMaxChunks];
-    bool valid[kMaxChunks];
+    uint32_t u[NC];
+    bool valid[NC];
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++) valid[c] = c * kSelThreads + tid < n, u[c] = ord_key(key[c]);
+    for (int c = 0; c < NC; c++) valid[c] = c * kSelThreads + tid < n, u[c] = ord_key(key[c]);
     for (int i = tid; i < 4 * 256; i += kSelThreads) (&s.hist[0][0])[i] = 0;
     __syncthreads();
     uint32_t prefix = 0, mask = 0;
@@ -160,7 +165,7 @@ __device__ void topk_flags(const float (&key)[kMaxChunks], int n, int k, bool (&
     for (int p = 0; p < 4 && !exact; p++) {
         const int shift = 24 - 8 * p;
 #pragma unroll
-        for (int c = 0; c < kMaxChunks; c++) {
+        for (int c = 0; c < NC; c++) {
             if (c >= n_chunks) break;
             const bool act = valid[c] && (u[c] & mask) == prefix;
             const int d = act ? (int)(u[c] >> shift) & 255 : 256;
@@ -174,28 +179,29 @@ __device__ void topk_flags(const float (&key)[kMaxChunks], int n, int k, bool (&
     }
     // exact: the keys whose digits so far are >= prefix's are exactly the k largest; else prefix
     // is the k-th largest key and krem of the keys equal to it are taken, lowest blocks first
-    bool eq[kMaxChunks];
+    bool eq[NC];
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++) {
+    for (int c = 0; c < NC; c++) {
         f[c] |= valid[c] && (exact ? u[c] >= prefix : u[c] > prefix);
         eq[c] = !exact && valid[c] && u[c] == prefix;
     }
     if (exact) return;
-    int rank[kMaxChunks];
+    int rank[NC];
     block_rank(eq, n_chunks, rank, s, 0);
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++) f[c] |= eq[c] && rank[c] < krem;
+    for (int c = 0; c < NC; c++) f[c] |= eq[c] && rank[c] < krem;
 }
 
 // list [max_sel] = the blocks j < n whose flag is set, descending, -1 padded (the lowest blocks
 // are dropped past max_sel). Flags of blocks j >= n must be clear.
-__device__ void write_list(int32_t *list, int max_sel, const bool (&f)[kMaxChunks], int n,
+template <int NC>
+__device__ void write_list(int32_t *list, int max_sel, const bool (&f)[NC], int n,
                            SelScratch &s) {
     const int tid = threadIdx.x;
-    int rank[kMaxChunks];
+    int rank[NC];
     const int total = block_rank(f, (n + kSelThreads - 1) / kSelThreads, rank, s, 1);
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++) {
+    for (int c = 0; c < NC; c++) {
         const int pos = total - 1 - rank[c];
         if (f[c] && pos < max_sel) list[pos] = c * kSelThreads + tid;
     }
@@ -227,12 +233,15 @@ const RopeInv &rope_inv(float theta) {
 // Rotates the pair (a, b) = (x_i, x_{i+64}) by pos * inv. The angle is the fp32 product, as on
 // the CPU; sincosf reduces it exactly (fast path up to |angle| 105615, positions below 105615 for
 // i = 0), within 2 ulp of the CPU's double cos/sin of the same float.
-__device__ __forceinline__ void rope_pair(float &a, float &b, int pos, float inv) {
-    float sn, cs;
-    sincosf((float)pos * inv, &sn, &cs);
+__device__ __forceinline__ void rotate_pair(float &a, float &b, float sn, float cs) {
     const float x = a, y = b;
     a = x * cs - y * sn;
     b = y * cs + x * sn;
+}
+__device__ __forceinline__ void rope_pair(float &a, float &b, int pos, float inv) {
+    float sn, cs;
+    sincosf((float)pos * inv, &sn, &cs);
+    rotate_pair(a, b, sn, cs);
 }
 
 // ---- K-compression update --------------------------------------------------------------------
@@ -338,8 +347,14 @@ __device__ __forceinline__ void mbar_init(uint64_t *bar) {
                  "fence.mbarrier_init.release.cluster;\n" ::"r"(smem_u32(bar))
                  : "memory");
 }
-__device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t *bar, uint32_t bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+// Announces bytes of copies on bar without arriving (sm_90 expect-tx).
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)),
                  "r"(bytes)
                  : "memory");
 }
@@ -404,6 +419,10 @@ constexpr int kProjThreads = 256, kProjWarps = kProjThreads / 32;
 // Registers of a selection program: 512 x 104 leaves room for a projection program (256 x 48) on
 // the same SM, so both kernels run at once.
 constexpr int kSelRegs = 104;
+// K-compression rows a selection program copies before the projection has finished (the rest
+// right after it): H100, batch 16, E4M3 cache, 128k: 22.0 / 21.3 / 21.8 us for 512 / 256 / 128
+// (32k: the same within 0.1 us), the projection done at 3.4 / 2.2 / 1.8 us.
+constexpr int kRowsEarly = 256;
 constexpr int kProjSeqs = 16, kProjCols = 16;  // one projection program: 16 sequences x 16 columns
 constexpr int kProjSplit = 2;  // ... and half of the G * 128 input rows (H100: 1, 2, 4 parts
                                // 14.2, 13.6, 14.3 us for the whole bf16 selection at batch 16, 32k)
@@ -488,64 +507,65 @@ template <KcType KC>
 struct GateSmem {
     static constexpr int kRowBytes = kDG * kc_bytes(KC);
     __align__(16) unsigned char kbuf[kSelThreads * kRowBytes];  // 512 K-compression rows, as in memory
-    float qg[kDG];  // the gate query: projected, normalised, rotated
+    // The gate query (projected, normalised, rotated) as MMA operand words: qw[0][i] / qw[1][i]
+    // the high / low half-precision parts of columns (2 i, 2 i + 1); rows 68 words apart, so the
+    // two rows' same words sit in different banks.
+    __align__(16) uint32_t qw[2][68];
     uint64_t bar;   // completion of the K-compression bulk copies
     SelScratch sel;
 };
 
-// Thread 0: bulk copies of K-compression rows [row0, row0 + n) (1 <= n <= 512) into kbuf.
+// Thread 0: bulk copies of K-compression rows [row0, row0 + n) (0 <= n <= 512, within one 512-row
+// chunk) into their places in kbuf, counted on sm.bar; arrive: also the thread's arrival on it
+// (the phase completes after that and the bytes of every copy announced before it).
 template <KcType KC>
-__device__ void issue_rows(GateSmem<KC> &sm, const unsigned char *kc, int row0, int n) {
+__device__ void issue_rows(GateSmem<KC> &sm, const unsigned char *kc, int row0, int n, bool arrive) {
     constexpr int rb = GateSmem<KC>::kRowBytes;
-    mbar_expect_tx(&sm.bar, (uint32_t)n * rb);
+    unsigned char *dst = sm.kbuf + (row0 % kSelThreads) * rb;
+    if (arrive) mbar_arrive_expect_tx(&sm.bar, (uint32_t)n * rb);
+    else mbar_expect_tx(&sm.bar, (uint32_t)n * rb);
     for (int r = 0; r < n; r += 128)
-        bulk_copy(sm.kbuf + r * rb, kc + (int64_t)(row0 + r) * rb, (uint32_t)min(128, n - r) * rb, &sm.bar);
+        bulk_copy(dst + r * rb, kc + (int64_t)(row0 + r) * rb, (uint32_t)min(128, n - r) * rb, &sm.bar);
 }
 
-// qg = RoPE(rmsnorm(qp) * qnorm, pos), qp [128] the projected query (global: the sum of
-// kProjSplit partial projections, part_stride floats apart); thread i < 64 owns the pair
-// (i, i + 64) and holds its qnorm weights in (w0, w1). Called by every thread: two block
-// barriers (a named barrier over the 64 working threads instead of the first one made
-// compute-sanitizer's racecheck report hazards all through the kernel).
+// Warp 0: sm.qw = RoPE(rmsnorm(qp) * qnorm) split into high and low parts, qp [128] the projected
+// query (global: the sum of kProjSplit partial projections, part_stride floats apart). Lane l owns
+// columns 2 l, 2 l + 1 and their RoPE partners 2 l + 64, 2 l + 65: x holds their qnorm weights on
+// entry, (sn, cs) the rotations of the pairs (2 l, 2 l + 64) and (2 l + 1, 2 l + 65), formed
+// before the projection finished. A block barrier must follow.
 template <KcType KC>
-__device__ void finish_query(GateSmem<KC> &sm, const float *qp, int64_t part_stride, float w0, float w1,
-                             int pos, const RopeInv &inv) {
-    const int tid = threadIdx.x;
-    float a = 0.f, b = 0.f;
-    if (tid < kDG / 2) {
+__device__ void finish_query(GateSmem<KC> &sm, const float *qp, int64_t part_stride, const float (&w)[4],
+                             const float (&sn)[2], const float (&cs)[2]) {
+    const int lane = threadIdx.x;
+    float x[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int r = 0; r < kProjSplit; r++) a += qp[r * part_stride + tid], b += qp[r * part_stride + tid + kDG / 2];
-        const float ss = warp_sum(a * a + b * b);
-        if (tid % 32 == 0) sm.sel.red[tid / 32] = ss;
+    for (int r = 0; r < kProjSplit; r++) {
+        const float2 lo = *reinterpret_cast<const float2 *>(qp + r * part_stride + 2 * lane);
+        const float2 hi = *reinterpret_cast<const float2 *>(qp + r * part_stride + 2 * lane + kDG / 2);
+        x[0] += lo.x, x[1] += lo.y, x[2] += hi.x, x[3] += hi.y;
     }
-    __syncthreads();
-    if (tid < kDG / 2) {
-        const float r = rsqrtf((sm.sel.red[0] + sm.sel.red[1]) / kDG + 1e-6f);
-        a = a * r * w0, b = b * r * w1;
-        rope_pair(a, b, pos, inv.v[tid]);
-        sm.qg[tid] = a, sm.qg[tid + kDG / 2] = b;
-    }
-    __syncthreads();
+    const float rs = rsqrtf(warp_sum(x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3]) / kDG + 1e-6f);
+#pragma unroll
+    for (int i = 0; i < 4; i++) x[i] = x[i] * rs * w[i];
+    rotate_pair(x[0], x[2], sn[0], cs[0]);
+    rotate_pair(x[1], x[3], sn[1], cs[1]);
+    split2<KC == KC_BF16>(x[0], x[1], sm.qw[0][lane], sm.qw[1][lane]);
+    split2<KC == KC_BF16>(x[2], x[3], sm.qw[0][lane + 32], sm.qw[1][lane + 32]);
 }
 
 // Score-MMA operand B for lane (n = lane / 4, t4 = lane % 4): column n = 0 holds the high part,
 // n = 1 the low part of the query (n >= 2 zero). K-step (p, h) pairs k-rows 2 t4, 2 t4 + 1 with
 // query columns 32 p + 8 t4 + 4 h + {0, 1} and k-rows 2 t4 + 8, + 9 with columns + {2, 3}: the
 // same permutation as the rows' A operands in score_rows, so the dot products are unchanged.
-template <bool BF16>
-__device__ void query_frags(uint32_t (&bq)[4][2][2], const float *qg) {
+// Those are words 16 p + 4 t4 + 0..3 of sm.qw.
+__device__ void query_frags(uint32_t (&bq)[4][2][2], const uint32_t (&qw)[2][68]) {
     const int lane = threadIdx.x % 32, n = lane >> 2, t4 = lane & 3;
 #pragma unroll
-    for (int p = 0; p < 4; p++)
-#pragma unroll
-        for (int h = 0; h < 2; h++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int col = 32 * p + 8 * t4 + 4 * h + 2 * e;
-                uint32_t hi, lo;
-                split2<BF16>(qg[col], qg[col + 1], hi, lo);
-                bq[p][h][e] = n == 0 ? hi : n == 1 ? lo : 0u;
-            }
+    for (int p = 0; p < 4; p++) {
+        const uint4 v = *reinterpret_cast<const uint4 *>(&qw[n & 1][16 * p + 4 * t4]);
+        const uint32_t z = n < 2 ? ~0u : 0u;
+        bq[p][0][0] = v.x & z, bq[p][0][1] = v.y & z, bq[p][1][0] = v.z & z, bq[p][1][1] = v.w & z;
+    }
 }
 
 // The warp's 32 rows 32 warp .. + 31 of kbuf dotted with the query (bq): lane l returns row l's
@@ -587,20 +607,17 @@ __device__ __forceinline__ float score_rows(const uint16_t *kbuf, const uint32_t
 // E4M3 rows: the query's B operand for lane (n = lane / 4, t4 = lane % 4), fp16 high part in
 // column n = 0 and low part in n = 1. K-step (p, i) pairs k-rows 2 t4, 2 t4 + 1 with query
 // columns 64 p + 16 t4 + 4 i + {0, 1} and k-rows 2 t4 + 8, + 9 with columns + {2, 3}: the order in
-// which score_rows_e4m3 unpacks each thread's 16-byte row loads.
-__device__ void query_frags_e4m3(uint32_t (&bq)[2][4][2], const float *qg) {
+// which score_rows_e4m3 unpacks each thread's 16-byte row loads; words 32 p + 8 t4 + 0..7 of sm.qw.
+__device__ void query_frags_e4m3(uint32_t (&bq)[2][4][2], const uint32_t (&qw)[2][68]) {
     const int lane = threadIdx.x % 32, n = lane >> 2, t4 = lane & 3;
+    const uint32_t z = n < 2 ? ~0u : 0u;
 #pragma unroll
     for (int p = 0; p < 2; p++)
 #pragma unroll
-        for (int i = 0; i < 4; i++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int col = 64 * p + 16 * t4 + 4 * i + 2 * e;
-                uint32_t hi, lo;
-                split2<false>(qg[col], qg[col + 1], hi, lo);
-                bq[p][i][e] = n == 0 ? hi : n == 1 ? lo : 0u;
-            }
+        for (int h = 0; h < 2; h++) {
+            const uint4 v = *reinterpret_cast<const uint4 *>(&qw[n & 1][32 * p + 8 * t4 + 4 * h]);
+            bq[p][2 * h][0] = v.x & z, bq[p][2 * h][1] = v.y & z, bq[p][2 * h + 1][0] = v.z & z, bq[p][2 * h + 1][1] = v.w & z;
+        }
 }
 
 // Two E4M3 values (the low and high byte of v) as a packed fp16 pair (exact).
@@ -645,7 +662,7 @@ __device__ __forceinline__ float score_rows_e4m3(const unsigned char *kbuf, cons
 template <KcType KC>
 struct RowScorer {
     uint32_t bq[4][2][2];
-    __device__ void init(const float *qg) { query_frags<KC == KC_BF16>(bq, qg); }
+    __device__ void init(const uint32_t (&qw)[2][68]) { query_frags(bq, qw); }
     __device__ float score(const unsigned char *kbuf) const {
         return score_rows<KC == KC_BF16>(reinterpret_cast<const uint16_t *>(kbuf), bq);
     }
@@ -653,33 +670,36 @@ struct RowScorer {
 template <>
 struct RowScorer<KC_E4M3> {
     uint32_t bq[2][4][2];
-    __device__ void init(const float *qg) { query_frags_e4m3(bq, qg); }
+    __device__ void init(const uint32_t (&qw)[2][68]) { query_frags_e4m3(bq, qw); }
     __device__ float score(const unsigned char *kbuf) const { return score_rows_e4m3(kbuf, bq); }
 };
 
 // Softmax over the keys of blocks j < n (n >= 1), then flags every probability > threshold.
-__device__ void threshold_flags(const float (&key)[kMaxChunks], int n, float threshold,
-                                bool (&f)[kMaxChunks], float *red) {
+template <int NC>
+__device__ void threshold_flags(const float (&key)[NC], int n, float threshold,
+                                bool (&f)[NC], float *red) {
     const int tid = threadIdx.x;
     float mx = -INFINITY, sum = 0;
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++)
+    for (int c = 0; c < NC; c++)
         if (c * kSelThreads + tid < n) mx = fmaxf(mx, key[c]);
     mx = block_max(mx, red);
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++)
+    for (int c = 0; c < NC; c++)
         if (c * kSelThreads + tid < n) sum += expf(key[c] - mx);
     sum = block_sum(sum, red);
 #pragma unroll
-    for (int c = 0; c < kMaxChunks; c++)
+    for (int c = 0; c < NC; c++)
         f[c] |= c * kSelThreads + tid < n && expf(key[c] - mx) / sum > threshold;
 }
 
 // Program (b, kvh), launched as a programmatic dependent of gate_query_kernel: streams the first
 // 512 K-compression rows into shared memory (bulk copies) before waiting for the projection,
 // then normalises and rotates the query, scores the rows on the tensor cores, selects and writes
-// the list. Lets the next kernel (the sparse decode) launch as soon as it has started.
-template <KcType KC>
+// the list. Lets the next kernel (the sparse decode) launch as soon as it has started. NC: the
+// 512-block chunks the caches hold (nb_max <= 512 NC), so the per-chunk loops are no longer than
+// they need be (the selection's tail is issue-bound: 16 warps run the same scalar steps).
+template <KcType KC, int NC>
 __global__ void __maxnreg__(kSelRegs)
     gate_select_kernel(int32_t *idx, const float *qproj, const unsigned char *kcomp,
                        const int32_t *cache_len, const float *qnorm, SelectConfig c, RopeInv inv) {
@@ -688,46 +708,58 @@ __global__ void __maxnreg__(kSelRegs)
     const int b = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
     const int64_t pair = (int64_t)b * c.HKV + kvh;
     const unsigned char *kc = kcomp + pair * c.nb_max * GateSmem<KC>::kRowBytes;
-    if (tid == 0) mbar_init(&sm.bar), issue_rows(sm, kc, 0, min(c.nb_max, kSelThreads));
+    // The first rows are copied before the projection finishes, the rest after: fewer bytes in
+    // flight ahead of the projection's loads, so the query is ready sooner.
+    const int rows0 = min(c.nb_max, kSelThreads), early = min(rows0, kRowsEarly);
+    if (tid == 0) mbar_init(&sm.bar), issue_rows(sm, kc, 0, early, false);
     launch_dependents();
     const int len = cache_len[b];
-    const float w0 = tid < kDG / 2 ? qnorm[tid] : 0.0f, w1 = tid < kDG / 2 ? qnorm[tid + kDG / 2] : 0.0f;
+    float w[4], sn[2], cs[2];  // warp 0: its columns' qnorm weights and RoPE rotations
+    if (tid < 32) {
+        const int cols[4] = {2 * tid, 2 * tid + 1, 2 * tid + kDG / 2, 2 * tid + 1 + kDG / 2};
+#pragma unroll
+        for (int i = 0; i < 4; i++) w[i] = qnorm[cols[i]];
+#pragma unroll
+        for (int i = 0; i < 2; i++) sincosf((float)max(len - 1, 0) * inv.v[cols[i]], &sn[i], &cs[i]);
+    }
     __syncthreads();  // the barrier is initialised before anyone waits on it
     grid_dependency_wait();  // the projection kernel has finished
+    if (tid == 0) issue_rows(sm, kc, early, rows0 - early, true);
     int32_t *list = idx + pair * c.max_sel;
     if (len <= 0) {
         mbar_wait(&sm.bar, 0);  // no bulk copy may land after the program exits
         for (int i = tid; i < c.max_sel; i += kSelThreads) list[i] = -1;
         return;
     }
-    finish_query(sm, qproj + pair * kDG, (int64_t)c.B * c.HKV * kDG, w0, w1, len - 1, inv);
+    if (tid < 32) finish_query(sm, qproj + pair * kDG, (int64_t)c.B * c.HKV * kDG, w, sn, cs);
+    __syncthreads();
     RowScorer<KC> scorer;
-    scorer.init(sm.qg);
+    scorer.init(sm.qw);
     const int n_cand = len / SEER_BLOCK, cur = (len - 1) / SEER_BLOCK;
     const int n_chunks = (n_cand + kSelThreads - 1) / kSelThreads;
     const float scale = 1.0f / sqrtf((float)kDG);
     mbar_wait(&sm.bar, 0);
-    float key[kMaxChunks];
+    float key[NC];
 #pragma unroll
-    for (int ch = 0; ch < kMaxChunks; ch++) {
+    for (int ch = 0; ch < NC; ch++) {
         key[ch] = 0.0f;
         if (ch >= n_chunks) continue;
         if (ch > 0) {  // refill kbuf once every warp is done with the previous rows
             __syncthreads();
             if (tid == 0) {
                 asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-                issue_rows(sm, kc, ch * kSelThreads, min(kSelThreads, n_cand - ch * kSelThreads));
+                issue_rows(sm, kc, ch * kSelThreads, min(kSelThreads, n_cand - ch * kSelThreads), true);
             }
             mbar_wait(&sm.bar, ch & 1);
         }
         key[ch] = scorer.score(sm.kbuf) * scale;
     }
-    bool f[kMaxChunks] = {};
+    bool f[NC] = {};
     const int k = c.budget / SEER_BLOCK;
     if (k > 0) topk_flags(key, n_cand, k, f, sm.sel);
     else if (n_cand > 0) threshold_flags(key, n_cand, c.threshold, f, sm.sel.red);
 #pragma unroll
-    for (int ch = 0; ch < kMaxChunks; ch++) {
+    for (int ch = 0; ch < NC; ch++) {
         const int j = ch * kSelThreads + tid;
         f[ch] = (f[ch] && j < n_cand) || j == 0 || j == cur;
     }
@@ -901,6 +933,21 @@ extern "C" size_t select_gate_ws_bytes(const SelectConfig *c) {
     return sizeof(float) * kProjSplit * c->B * c->HKV * kDG;
 }
 
+using GateSelectFn = void (*)(int32_t *, const float *, const unsigned char *, const int32_t *,
+                             const float *, SelectConfig, RopeInv);
+
+template <KcType KC>
+static GateSelectFn gate_select_kernel_nc(int nc) {
+    return nc == 1 ? gate_select_kernel<KC, 1> : nc == 2 ? gate_select_kernel<KC, 2>
+         : nc <= 4 ? gate_select_kernel<KC, 4> : gate_select_kernel<KC, kMaxChunks>;
+}
+
+// The selection kernel for a cache type and chunk count (1, 2, 4 or 8: nc rounded up).
+static GateSelectFn gate_select_kernel_for(KcType kc, int nc) {
+    return kc == KC_E4M3 ? gate_select_kernel_nc<KC_E4M3>(nc)
+         : kc == KC_BF16 ? gate_select_kernel_nc<KC_BF16>(nc) : gate_select_kernel_nc<KC_F16>(nc);
+}
+
 // Sets the shared-memory limits of the gate kernels once per device (the attributes apply to
 // the current one only).
 static int gate_attributes(SeerErr *err) {
@@ -910,12 +957,12 @@ static int gate_attributes(SeerErr *err) {
     const int proj = proj_smem_bytes(kMaxG);
     CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj));
     CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj));
-    CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<KC_BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)sizeof(GateSmem<KC_BF16>)));
-    CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<KC_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)sizeof(GateSmem<KC_F16>)));
-    CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel<KC_E4M3>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  (int)sizeof(GateSmem<KC_E4M3>)));
+    for (int kc = 0; kc < 3; kc++)
+        for (int nc = 1; nc <= kMaxChunks; nc *= 2) {
+            const int bytes = kc == KC_E4M3 ? sizeof(GateSmem<KC_E4M3>) : sizeof(GateSmem<KC_BF16>);
+            CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel_for((KcType)kc, nc),
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        }
     done |= dev;
     return 0;
 }
@@ -938,8 +985,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     // has finished; the selection kernel, its programmatic dependent, may therefore read kcomp,
     // cache_len and qnorm before its griddepcontrol.wait, and only waits for qproj.
     const KcType kc_type = c->kcomp_fp8 ? KC_E4M3 : dtype == SEER_BF16 ? KC_BF16 : KC_F16;
-    auto kernel = kc_type == KC_E4M3 ? gate_select_kernel<KC_E4M3>
-                  : kc_type == KC_BF16 ? gate_select_kernel<KC_BF16> : gate_select_kernel<KC_F16>;
+    const GateSelectFn kernel = gate_select_kernel_for(kc_type, ceil_div(c->nb_max, kSelThreads));
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr.val.programmaticStreamSerializationAllowed = 1;

@@ -129,10 +129,11 @@ static void setup_model(void) {
     }
 }
 
+// m = -1: the gate with its K-compression cache rounded to E4M3 (kcomp_fp8).
 static Engine *make_engine(EngineMethod m, int budget, int Tmax) {
     Engine *e = NULL;
     SeerErr err;
-    EnginePolicy pol = {.method = m, .budget = budget};
+    EnginePolicy pol = {.method = m < 0 ? ENGINE_GATE : m, .budget = budget, .kcomp_fp8 = m < 0};
     if (engine_create(&e, &model, gates, model.cfg.L, GS, pol, Tmax, &err)) seer_die("%s", err.msg);
     return e;
 }
@@ -233,12 +234,13 @@ static void test_engine_selection_invariants(void) {
 // The gate's K-compression cache and Quest's pages built by the prefill equal those built token
 // by token. Layer 0's keys depend on the tokens only (deeper layers see the sparse attention of
 // the steps), so its lists must agree: prefill T - 60 tokens vs prefill 3 + steps, then the same
-// 60 steps, comparing layer 0's lists after each.
+// 60 steps, comparing layer 0's lists after each. Also the gate with an E4M3 K-compression cache
+// (both paths round it).
 static void test_engine_prefill_matches_steps(void) {
-    EngineMethod ms[] = {ENGINE_GATE, ENGINE_QUEST, ENGINE_ORACLE};
+    EngineMethod ms[] = {ENGINE_GATE, ENGINE_QUEST, ENGINE_ORACLE, (EngineMethod)-1};
     float *logits = xmalloc(sizeof(float) * VV);
     SeerErr err;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         Engine *ea = make_engine(ms[i], 64, TT), *eb = make_engine(ms[i], 64, TT);
         int ok = engine_prefill(ea, ids, TT - 60, logits, &err) == 0 &&
                  engine_prefill(eb, ids, 3, logits, &err) == 0;
@@ -249,7 +251,8 @@ static void test_engine_prefill_matches_steps(void) {
             const int32_t *la = engine_block_lists(ea, 0, &nb_a), *lb = engine_block_lists(eb, 0, &nb_b);
             ok = ok && la && lb && nb_a == nb_b && !memcmp(la, lb, sizeof(int32_t) * nb_a * model.cfg.H);
         }
-        if (!ok) fprintf(stderr, "    %s: layer 0 lists differ\n", engine_method_name(ms[i]));
+        if (!ok) fprintf(stderr, "    %s%s: layer 0 lists differ\n", engine_method_name(ms[i] < 0 ? ENGINE_GATE : ms[i]),
+                         ms[i] < 0 ? " (E4M3)" : "");
         CHECK(ok);
         engine_free(ea), engine_free(eb);
     }
