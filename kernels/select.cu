@@ -1,7 +1,7 @@
 // select.cu: GPU twins of select.h.
 //
-// Selection inside a program of 512 threads: thread t owns blocks j = c * 512 + t (c < 8, so up
-// to 4096 blocks); keys and flags stay in registers. Top-k is a radix select on the
+// Selection inside a program of 512 threads: thread t owns blocks j = c * 512 + t (c < NC, the
+// cache's 512-block chunks: 1, 2, 4 or 8, so up to 4096 blocks); keys and flags stay in registers. Top-k is a radix select on the
 // order-preserving uint32 image of the keys: up to four 8-bit digit passes, each one shared
 // histogram (warp-aggregated atomics) and one warp's scan that finds the digit holding the k-th
 // largest key; it stops as soon as every key of that digit is taken. Ties at the k-th key go to
@@ -530,8 +530,8 @@ __device__ void issue_rows(GateSmem<KC> &sm, const unsigned char *kc, int row0, 
 
 // Warp 0: sm.qw = RoPE(rmsnorm(qp) * qnorm) split into high and low parts, qp [128] the projected
 // query (global: the sum of kProjSplit partial projections, part_stride floats apart). Lane l owns
-// columns 2 l, 2 l + 1 and their RoPE partners 2 l + 64, 2 l + 65: x holds their qnorm weights on
-// entry, (sn, cs) the rotations of the pairs (2 l, 2 l + 64) and (2 l + 1, 2 l + 65), formed
+// columns 2 l, 2 l + 1 and their RoPE partners 2 l + 64, 2 l + 65: w holds their qnorm weights,
+// (sn, cs) the rotations of the pairs (2 l, 2 l + 64) and (2 l + 1, 2 l + 65), formed
 // before the projection finished. A block barrier must follow.
 template <KcType KC>
 __device__ void finish_query(GateSmem<KC> &sm, const float *qp, int64_t part_stride, const float (&w)[4],
@@ -693,10 +693,10 @@ __device__ void threshold_flags(const float (&key)[NC], int n, float threshold,
         f[c] |= c * kSelThreads + tid < n && expf(key[c] - mx) / sum > threshold;
 }
 
-// Program (b, kvh), launched as a programmatic dependent of gate_query_kernel: streams the first
-// 512 K-compression rows into shared memory (bulk copies) before waiting for the projection,
-// then normalises and rotates the query, scores the rows on the tensor cores, selects and writes
-// the list. Lets the next kernel (the sparse decode) launch as soon as it has started. NC: the
+// Program (b, kvh), launched as a programmatic dependent of gate_query_kernel: copies its first
+// kRowsEarly K-compression rows into shared memory (bulk copies) before waiting for the
+// projection and the rest of the first 512 after it, then normalises and rotates the query,
+// scores the rows on the tensor cores, selects and writes the list. Lets the next kernel (the sparse decode) launch as soon as it has started. NC: the
 // 512-block chunks the caches hold (nb_max <= 512 NC), so the per-chunk loops are no longer than
 // they need be (the selection's tail is issue-bound: 16 warps run the same scalar steps).
 template <KcType KC, int NC>
@@ -948,6 +948,11 @@ static GateSelectFn gate_select_kernel_for(KcType kc, int nc) {
          : kc == KC_BF16 ? gate_select_kernel_nc<KC_BF16>(nc) : gate_select_kernel_nc<KC_F16>(nc);
 }
 
+// Dynamic shared memory of a selection program (the fp16 and bf16 layouts are the same size).
+static int gate_smem_bytes(KcType kc) {
+    return kc == KC_E4M3 ? (int)sizeof(GateSmem<KC_E4M3>) : (int)sizeof(GateSmem<KC_BF16>);
+}
+
 // Sets the shared-memory limits of the gate kernels once per device (the attributes apply to
 // the current one only).
 static int gate_attributes(SeerErr *err) {
@@ -958,11 +963,9 @@ static int gate_attributes(SeerErr *err) {
     CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj));
     CUDA_TRY(cudaFuncSetAttribute(gate_query_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, proj));
     for (int kc = 0; kc < 3; kc++)
-        for (int nc = 1; nc <= kMaxChunks; nc *= 2) {
-            const int bytes = kc == KC_E4M3 ? sizeof(GateSmem<KC_E4M3>) : sizeof(GateSmem<KC_BF16>);
+        for (int nc = 1; nc <= kMaxChunks; nc *= 2)
             CUDA_TRY(cudaFuncSetAttribute(gate_select_kernel_for((KcType)kc, nc),
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-        }
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, gate_smem_bytes((KcType)kc)));
     done |= dev;
     return 0;
 }
@@ -992,7 +995,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(c->B, c->HKV);
     cfg.blockDim = dim3(kSelThreads);
-    cfg.dynamicSmemBytes = kc_type == KC_E4M3 ? sizeof(GateSmem<KC_E4M3>) : sizeof(GateSmem<KC_BF16>);
+    cfg.dynamicSmemBytes = gate_smem_bytes(kc_type);
     cfg.stream = s;
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
