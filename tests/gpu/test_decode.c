@@ -131,6 +131,11 @@ static void test_edges(void) {
     check_case("len 1", 1, 5, 1, 64, tiny, -1, 1, SEER_F16, 0);
     check_case("NaN tail dense", 1, 8, 2, 8192, one, -1, 5, SEER_BF16, 1);
     check_case("NaN tail sparse", 1, 8, 2, 8192, one, 0.2f, 5, SEER_F16, 1);
+    // More splits than one merge round holds (16), some of them empty.
+    int span[2] = {8191, 1000};
+    check_case("merge rounds: 40 splits", 2, 1, 2, 8192, span, -1, 40, SEER_BF16, 0);
+    check_case("merge rounds: 40 splits", 2, 8, 2, 8192, span, -1, 40, SEER_F16, 0);
+    check_case("merge rounds: 20 splits sparse", 2, 16, 1, 8192, span, 0.5f, 20, SEER_BF16, 0);
 }
 
 static void test_padded(void) {
