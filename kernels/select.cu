@@ -1,12 +1,12 @@
 // select.cu: GPU twins of select.h.
 //
 // Selection inside a program of 512 threads: thread t owns blocks j = c * 512 + t (c < NC, the
-// cache's 512-block chunks: 1, 2, 4 or 8, so up to 4096 blocks); keys and flags stay in registers. Top-k is a radix select on the
-// order-preserving uint32 image of the keys: up to four 8-bit digit passes, each one shared
-// histogram (warp-aggregated atomics) and one warp's scan that finds the digit holding the k-th
-// largest key; it stops as soon as every key of that digit is taken. Ties at the k-th key go to
-// the lowest blocks (as select_blocks_cpu). Lists are written in descending order from a
-// block-wide rank of the flags (ballots plus one warp's scan of the per-warp counts).
+// cache's 512-block chunks: 1, 2, 4 or 8, so up to 4096 blocks); keys and flags stay in registers.
+// Top-k is a radix select on the order-preserving uint32 image of the keys: up to four 8-bit digit
+// passes, each one shared histogram (warp-aggregated atomics) and one warp's scan that finds the
+// digit holding the k-th largest key; it stops as soon as every key of that digit is taken. Ties at
+// the k-th key go to the lowest blocks (as select_blocks_cpu). Lists are written in descending
+// order from a block-wide rank of the flags (ballots plus one warp's scan of the per-warp counts).
 //
 // Gate selection (the decode hot path, docs/KERNELS.md) is two kernels. gate_query_kernel
 // projects the queries: one program per (16 output columns, KV head, 16 sequences, half of the
@@ -694,11 +694,12 @@ __device__ void threshold_flags(const float (&key)[NC], int n, float threshold,
 }
 
 // Program (b, kvh), launched as a programmatic dependent of gate_query_kernel: copies its first
-// kRowsEarly K-compression rows into shared memory (bulk copies) before waiting for the
-// projection and the rest of the first 512 after it, then normalises and rotates the query,
-// scores the rows on the tensor cores, selects and writes the list. Lets the next kernel (the sparse decode) launch as soon as it has started. NC: the
-// 512-block chunks the caches hold (nb_max <= 512 NC), so the per-chunk loops are no longer than
-// they need be (the selection's tail is issue-bound: 16 warps run the same scalar steps).
+// kRowsEarly K-compression rows into shared memory (bulk copies) before waiting for the projection
+// and the rest of the first 512 after it, then normalises and rotates the query, scores the rows on
+// the tensor cores, selects and writes the list. Lets the next kernel (the sparse decode) launch as
+// soon as it has started. NC: the 512-block chunks the caches hold (nb_max <= 512 NC), so the
+// per-chunk loops are no longer than they need be (the selection's tail is issue-bound: 16 warps
+// run the same scalar steps).
 template <KcType KC, int NC>
 __global__ void __maxnreg__(kSelRegs)
     gate_select_kernel(int32_t *idx, const float *qproj, const unsigned char *kcomp,
