@@ -289,7 +289,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         double sp = o->sparsity.v[si];
         int n_sel = sp > 0 ? (int)lround(nb * (1.0 - sp)) : nb;
         if (n_sel < 1) n_sel = 1;
-        int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel, dt);
+        int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel);
         for (int i = 0; i < n_buf; i++) {
             sets[i].n_split = S;
             sets[i].block_idx = sp > 0 ? d_idx : NULL;

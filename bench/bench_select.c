@@ -247,7 +247,7 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     bench_fill_device(k, kv_elems, SEER_BF16), bench_fill_device(v, kv_elems, SEER_BF16);
     b->dec = decode_params_contiguous(q, k, v, out, b->len, b->idx[0], B, SEL_HEADS, HKV, HD, T,
                                       b->c.max_sel, SEER_BF16);
-    b->dec.n_split = decode_pick_splits_cuda(B, HKV, b->c.max_sel, SEER_BF16);
+    b->dec.n_split = decode_pick_splits_cuda(B, HKV, b->c.max_sel);
     b->dec.o_part = dev_alloc(sizeof(float) * q_elems * b->dec.n_split);
     b->dec.lse_part = dev_alloc(sizeof(float) * B * SEL_HEADS * b->dec.n_split);
     b->dec.sem = dev_alloc(sizeof(int32_t) * B * HKV);

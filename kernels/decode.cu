@@ -418,11 +418,10 @@ bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15) == 0; }
 // One program per SM: measured on an H200, batch 16 with 1 split (128 programs) beat 2 splits
 // (256 programs, two per SM) by 4-6% sparse, batch 1 with 16 splits beat 32 by 2-9%: a second
 // program per SM adds merge work and start-up cost, not bandwidth.
-extern "C" int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype) {
+extern "C" int decode_pick_splits_cuda(int B, int HKV, int max_tiles) {
     int dev = 0, n_sm = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
-    (void)dtype;
     return decode_num_splits(B * HKV, max_tiles, n_sm, 1, 4, 64);
 }
 

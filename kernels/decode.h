@@ -114,7 +114,7 @@ void decode_reference_cpu(float *out_f32, const DecodeParams *p);
 #ifdef SEER_CUDA
 // decode_num_splits with the current device's SM count and one program per SM (measured faster
 // than filling both of an SM's program slots: see decode.cu).
-int decode_pick_splits_cuda(int B, int HKV, int max_tiles, SeerDType dtype);
+int decode_pick_splits_cuda(int B, int HKV, int max_tiles);
 
 // Runs the GPU kernel on `stream` (a cudaStream_t, NULL = default): one launch; with n_split > 1
 // the last program of each (sequence, KV head) to finish merges the splits (counted in p->sem).

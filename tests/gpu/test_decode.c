@@ -50,7 +50,7 @@ static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float k
         }
     for (int b = 0; b < B && !idx; b++)
         if (ceil_div(len[b], 64) > max_tiles) max_tiles = ceil_div(len[b], 64);
-    int S = n_split ? n_split : decode_pick_splits_cuda(B, HKV, max_tiles, t);
+    int S = n_split ? n_split : decode_pick_splits_cuda(B, HKV, max_tiles);
     DecodeParams p = decode_params_contiguous(q, k, v, out, len, idx, B, H, HKV, HD, Tmax, max_sel, t);
     p.n_split = S;
     p.k_st = p.v_st = st, p.k_sh = p.v_sh = sh, p.k_sb = p.v_sb = sb;
