@@ -2,11 +2,12 @@
 //
 // Selection inside a program of 512 threads: thread t owns blocks j = c * 512 + t (c < NC, the
 // cache's 512-block chunks: 1, 2, 4 or 8, so up to 4096 blocks); keys and flags stay in registers.
-// Top-k is a radix select on the order-preserving uint32 image of the keys: up to four 8-bit digit
-// passes, each one shared histogram (warp-aggregated atomics) and one warp's scan that finds the
-// digit holding the k-th largest key; it stops as soon as every key of that digit is taken. Ties at
-// the k-th key go to the lowest blocks (as select_blocks_cpu). Lists are written in descending
-// order from a block-wide rank of the flags (ballots plus one warp's scan of the per-warp counts).
+// Top-k puts the keys into 256 equal bins between their min and max (one histogram in shared
+// memory); the bins above the one holding the k-th largest key are taken whole and that bin's few
+// keys are ranked against each other (ties at the k-th key go to the lowest blocks, as
+// select_blocks_cpu). A bin of more than 512 keys falls back to a radix select on the
+// order-preserving uint32 image of the keys. Lists are written in descending order from a
+// block-wide rank of the flags (ballots, then every warp scans the per-warp counts).
 //
 // Gate selection (the decode hot path, docs/KERNELS.md) is two kernels. gate_query_kernel
 // projects the queries: one program per (16 output columns, KV head, 16 sequences, half of the
@@ -67,17 +68,20 @@ __device__ __forceinline__ uint32_t smem_u32(const void *p) {
 // ---- selection primitives (all threads of a 512-thread program call them) ---------------------
 
 struct SelScratch {
+    __align__(16) int bins[256];              // linear-bin histogram of the keys
     __align__(16) int hist[4][256];           // radix digit histograms, one per pass
-    int cnt[2][kMaxChunks * kSelWarps];       // per (chunk, warp) counts, then exclusive offsets
-    int total[2];
-    uint32_t prefix;                          // radix state published by warp 0
-    int krem, exact;
+    int cnt[2][kMaxChunks * kSelWarps];       // per (chunk, warp) flag counts
+    float ext[2][kSelWarps];                  // per-warp key max, min
+    float cand_key[kSelThreads];              // the keys of the boundary bin, and their blocks
+    int cand_j[kSelThreads];
+    int n_cand;
     float red[32];
 };
 
 // rank[c] = number of set flags f over blocks j' < j (j = c * 512 + tid) in the program; returns
-// the number of set flags. Flags of chunks c >= n_chunks must be clear. buf (0 or 1) picks the
-// scratch, so two calls with no barrier between them must use different buffers.
+// the number of set flags. Flags of chunks c >= n_chunks must be clear. One barrier: every warp
+// scans the per-(chunk, warp) counts itself. buf (0 or 1) picks the scratch, so two calls with no
+// barrier between them must use different buffers.
 template <int NC>
 __device__ int block_rank(const bool (&f)[NC], int n_chunks, int (&rank)[NC],
                           SelScratch &s, int buf) {
@@ -89,35 +93,38 @@ __device__ int block_rank(const bool (&f)[NC], int n_chunks, int (&rank)[NC],
         if (c < n_chunks && lane == 0) s.cnt[buf][c * kSelWarps + warp] = __popc(bal[c]);
     }
     __syncthreads();
-    if (warp == 0) {  // exclusive scan of n_chunks * 16 counts, 4 consecutive entries per lane
-        const int n = n_chunks * kSelWarps;
-        int v[4], sum = 0;
+    // the n_chunks * 16 counts, entry c * 16 + w, 4 consecutive entries per lane: entry (c, warp)
+    // is number warp % 4 of lane 4 c + warp / 4
+    const int n = n_chunks * kSelWarps, q = warp % 4;
+    int v[4], sum = 0;
 #pragma unroll
-        for (int i = 0; i < 4; i++) v[i] = lane * 4 + i < n ? s.cnt[buf][lane * 4 + i] : 0, sum += v[i];
-        int incl = sum;
+    for (int i = 0; i < 4; i++) v[i] = lane * 4 + i < n ? s.cnt[buf][lane * 4 + i] : 0, sum += v[i];
+    int incl = sum;
 #pragma unroll
-        for (int o = 1; o < 32; o *= 2) {
-            int t = __shfl_up_sync(0xffffffffu, incl, o);
-            if (lane >= o) incl += t;
-        }
-        int run = incl - sum;
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-            if (lane * 4 + i < n) s.cnt[buf][lane * 4 + i] = run, run += v[i];
-        if (lane == 31) s.total[buf] = incl;
+    for (int o = 1; o < 32; o *= 2) {
+        const int t = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += t;
     }
-    __syncthreads();
+    int before = incl - sum;  // exclusive offset of this lane's entry q
 #pragma unroll
-    for (int c = 0; c < NC; c++)
-        rank[c] = c < n_chunks ? s.cnt[buf][c * kSelWarps + warp] + __popc(bal[c] & ((1u << lane) - 1)) : 0;
-    return s.total[buf];
+    for (int i = 0; i < 3; i++)
+        if (i < q) before += v[i];
+    const int total = __shfl_sync(0xffffffffu, incl, 31);
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        const int off = __shfl_sync(0xffffffffu, before, (4 * c + warp / 4) % 32);
+        rank[c] = c < n_chunks ? off + __popc(bal[c] & ((1u << lane) - 1)) : 0;
+    }
+    return total;
 }
 
-// Warp 0, one radix pass: hist holds the digit counts of the keys still in play; finds the digit
-// d holding the krem-th largest of them and publishes prefix | d << shift, the keys still to take
-// from that digit, and whether they are all of it.
-__device__ void radix_pick(const int *hist, uint32_t prefix, int krem, int shift, SelScratch &s) {
-    const int lane = threadIdx.x % 32, top = 255 - 8 * lane;  // lane holds digits top .. top - 7
+// Every lane of the calling warp: the bin d of hist (256 counts, higher bins hold larger keys)
+// holding the krem-th largest counted key, the keys in the bins above d, and d's count.
+struct BinPick {
+    int d, above, cnt;
+};
+__device__ BinPick pick_bin(const int *hist, int krem) {
+    const int lane = threadIdx.x % 32, top = 255 - 8 * lane;  // lane holds bins top .. top - 7
     const int4 a = *reinterpret_cast<const int4 *>(hist + top - 7);
     const int4 b = *reinterpret_cast<const int4 *>(hist + top - 3);
     const int h[8] = {b.w, b.z, b.y, b.x, a.w, a.z, a.y, a.x};
@@ -127,69 +134,155 @@ __device__ void radix_pick(const int *hist, uint32_t prefix, int krem, int shift
     int incl = sum;
 #pragma unroll
     for (int o = 1; o < 32; o *= 2) {
-        int t = __shfl_up_sync(0xffffffffu, incl, o);
+        const int t = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += t;
     }
     const int first = __ffs(__ballot_sync(0xffffffffu, incl >= krem)) - 1;
-    if (lane != first) return;
     int above = incl - sum, d = top, cnt = 0, found = 0;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
         if (!found && above + h[i] >= krem) d = top - i, cnt = h[i], found = 1;
         if (!found) above += h[i];
     }
-    s.prefix = prefix | (uint32_t)d << shift;
-    s.krem = krem - above;
-    s.exact = cnt == krem - above;
+    BinPick p;
+    p.d = __shfl_sync(0xffffffffu, d, first);
+    p.above = __shfl_sync(0xffffffffu, above, first);
+    p.cnt = __shfl_sync(0xffffffffu, cnt, first);
+    return p;
 }
 
-// Sets f[c] for the k largest keys among blocks j < n (ties: lowest j), every j < n when n <= k.
-// Never clears a flag.
+// The bin of key x among 256 equal bins from lo, scale = 256 / (range): non-decreasing in x for
+// any lo and scale >= 0 (NaN products, 0 x inf, go to bin 0), so a higher bin means a larger key.
+__device__ __forceinline__ int linear_bin(float x, float lo, float scale) {
+    const float t = (x - lo) * scale;
+    return t >= 255.0f ? 255 : t > 0.0f ? (int)t : 0;
+}
+
+// f |= the krem largest keys among the candidates (at most 512; ties: lowest block). Each
+// candidate is listed in shared memory, then counts the candidates that beat it.
 template <int NC>
-__device__ void topk_flags(const float (&key)[NC], int n, int k, bool (&f)[NC],
-                           SelScratch &s) {
-    const int tid = threadIdx.x, lane = tid % 32, n_chunks = (n + kSelThreads - 1) / kSelThreads;
-    if (n <= k) {
+__device__ void take_ranked(const float (&key)[NC], const bool (&cand)[NC], int n_cand, int krem,
+                            bool (&f)[NC], SelScratch &s) {
+    const int tid = threadIdx.x;
 #pragma unroll
-        for (int c = 0; c < NC; c++) f[c] |= c * kSelThreads + tid < n;
-        return;
-    }
+    for (int c = 0; c < NC; c++)
+        if (cand[c]) {
+            const int i = atomicAdd(&s.n_cand, 1);
+            s.cand_key[i] = key[c], s.cand_j[i] = c * kSelThreads + tid;
+        }
+    __syncthreads();
+#pragma unroll
+    for (int c = 0; c < NC; c++)
+        if (cand[c]) {
+            const int j = c * kSelThreads + tid;
+            int beaten = 0;
+            for (int i = 0; i < n_cand; i++) {
+                const float o = s.cand_key[i];
+                beaten += o > key[c] || (o == key[c] && s.cand_j[i] < j);
+            }
+            f[c] |= beaten < krem;
+        }
+}
+
+// f |= the k largest keys among the candidates (ties: lowest block) by radix select on the
+// order-preserving uint32 image of the keys: up to four 8-bit digit passes, each one histogram
+// (its own, cleared up front) and one barrier, every warp then finding the digit itself; it stops
+// as soon as every key of that digit is taken.
+template <int NC>
+__device__ void radix_flags(const float (&key)[NC], const bool (&cand)[NC], int n_chunks, int k,
+                            bool (&f)[NC], SelScratch &s) {
+    const int tid = threadIdx.x, lane = tid % 32;
     uint32_t u[NC];
-    bool valid[NC];
 #pragma unroll
-    for (int c = 0; c < NC; c++) valid[c] = c * kSelThreads + tid < n, u[c] = ord_key(key[c]);
+    for (int c = 0; c < NC; c++) u[c] = ord_key(key[c]);
     for (int i = tid; i < 4 * 256; i += kSelThreads) (&s.hist[0][0])[i] = 0;
     __syncthreads();
     uint32_t prefix = 0, mask = 0;
-    int krem = k, exact = 0;
+    int krem = k;
+    bool exact = false;
     for (int p = 0; p < 4 && !exact; p++) {
         const int shift = 24 - 8 * p;
 #pragma unroll
         for (int c = 0; c < NC; c++) {
             if (c >= n_chunks) break;
-            const bool act = valid[c] && (u[c] & mask) == prefix;
+            const bool act = cand[c] && (u[c] & mask) == prefix;
             const int d = act ? (int)(u[c] >> shift) & 255 : 256;
             const unsigned peers = __match_any_sync(0xffffffffu, d);
             if (act && lane == __ffs(peers) - 1) atomicAdd(&s.hist[p][d], __popc(peers));
         }
         __syncthreads();
-        if (tid < 32) radix_pick(s.hist[p], prefix, krem, shift, s);
-        __syncthreads();
-        prefix = s.prefix, krem = s.krem, exact = s.exact, mask |= 0xffu << shift;
+        const BinPick pk = pick_bin(s.hist[p], krem);
+        prefix |= (uint32_t)pk.d << shift, krem -= pk.above, exact = pk.cnt == krem;
+        mask |= 0xffu << shift;
     }
-    // exact: the keys whose digits so far are >= prefix's are exactly the k largest; else prefix
-    // is the k-th largest key and krem of the keys equal to it are taken, lowest blocks first
+    // exact: the candidates whose digits so far are >= prefix's are exactly the k largest; else
+    // prefix is the k-th largest key and krem of the keys equal to it are taken, lowest first
     bool eq[NC];
 #pragma unroll
     for (int c = 0; c < NC; c++) {
-        f[c] |= valid[c] && (exact ? u[c] >= prefix : u[c] > prefix);
-        eq[c] = !exact && valid[c] && u[c] == prefix;
+        f[c] |= cand[c] && (exact ? u[c] >= prefix : u[c] > prefix);
+        eq[c] = !exact && cand[c] && u[c] == prefix;
     }
     if (exact) return;
     int rank[NC];
     block_rank(eq, n_chunks, rank, s, 0);
 #pragma unroll
     for (int c = 0; c < NC; c++) f[c] |= eq[c] && rank[c] < krem;
+}
+
+// Sets f[c] for the k largest keys among blocks j < n (ties: lowest j), every j < n when n <= k.
+// Never clears a flag. The keys go into 256 equal bins between their min and max (two barriers);
+// the bins above the one holding the k-th largest key are taken whole, and that bin's keys
+// (typically a few) are ranked among themselves; more than 512 of them (many exact ties, or keys
+// crowded by a far outlier) go to the radix select instead.
+template <int NC>
+__device__ void topk_flags(const float (&key)[NC], int n, int k, bool (&f)[NC],
+                           SelScratch &s) {
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int n_chunks = (n + kSelThreads - 1) / kSelThreads;
+    if (n <= k) {
+#pragma unroll
+        for (int c = 0; c < NC; c++) f[c] |= c * kSelThreads + tid < n;
+        return;
+    }
+    bool valid[NC];
+    float mx = -INFINITY, mn = INFINITY;
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        valid[c] = c * kSelThreads + tid < n;
+        if (valid[c]) mx = fmaxf(mx, key[c]), mn = fminf(mn, key[c]);
+    }
+    mx = warp_max(mx), mn = -warp_max(-mn);
+    if (tid < 256) s.bins[tid] = 0;
+    if (tid == 0) s.n_cand = 0;
+    if (lane == 0) s.ext[0][warp] = mx, s.ext[1][warp] = mn;
+    __syncthreads();
+    mx = warp_max(lane < kSelWarps ? s.ext[0][lane] : -INFINITY);
+    mn = -warp_max(lane < kSelWarps ? -s.ext[1][lane] : -INFINITY);
+    const float scale = 256.0f / (mx - mn);
+    int bin[NC];
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        bin[c] = valid[c] ? linear_bin(key[c], mn, scale) : -1;
+        if (valid[c]) atomicAdd(&s.bins[bin[c]], 1);
+    }
+    __syncthreads();
+    const BinPick p = pick_bin(s.bins, k);
+    const int krem = k - p.above;
+    bool cand[NC];
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        f[c] |= bin[c] > p.d;
+        cand[c] = bin[c] == p.d;
+    }
+    if (p.cnt == krem) {
+#pragma unroll
+        for (int c = 0; c < NC; c++) f[c] |= cand[c];
+    } else if (p.cnt <= kSelThreads) {
+        take_ranked(key, cand, p.cnt, krem, f, s);
+    } else {
+        radix_flags(key, cand, n_chunks, krem, f, s);
+    }
 }
 
 // list [max_sel] = the blocks j < n whose flag is set, descending, -1 padded (the lowest blocks

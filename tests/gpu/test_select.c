@@ -158,6 +158,9 @@ static void test_gate(void) {
     gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13, 0);
     gate_case(2, 1, 8, 4096, len2, 0, 1e-3f, SEER_F16, 0, 0);
     gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 13, 1);
+    // three distinct rows over 4096 blocks: the k-th key's bin holds > 512 keys (the radix path)
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_BF16, 3, 0);
+    gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_F16, 3, 1);
 }
 
 static void test_oracle_quest(void) {
