@@ -1,7 +1,8 @@
 // bench_decode.c: `seer bench decode`: dense and block-sparse decode kernels over the paper's grid
 // (SPEC.md section 6), against the measured copy bandwidth, our dense kernel and torch SDPA
-// (FLASH, CUDNN; JSON from bench/sdpa_decode.py run on the same card). The selection step is timed
-// by `seer bench select` (bench_select.c).
+// (FLASH, CUDNN; JSON from bench/sdpa_decode.py run on the same card) and, with --floor 1, against
+// the gather floor of each sparse point (bench/gather_floor.h). The selection step is timed by
+// `seer bench select` (bench_select.c).
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 
 #include "bench/bench.h"
+#include "bench/gather_floor.h"
 #include "common/cuda_check.h"
 #include "kernels/decode.h"
 
@@ -30,6 +32,7 @@ typedef struct {
     const char *csv, *json, *sdpa;
     int iters, pdl, splits;  // splits: 0 = the launcher's heuristic
     int graph;  // 1: every point timed as one replayed CUDA graph of its iters calls
+    int floor;  // 1: every sparse point also times its gather floor
 } Opts;
 
 static void usage(FILE *f) {
@@ -50,6 +53,13 @@ static void usage(FILE *f) {
             "                   graph, as a decode engine runs them (one warm-up replay first); 0: launch\n"
             "                   them one by one on a stream (default 0). Time the SDPA JSON the same way\n"
             "                   (bench/sdpa_decode.py --graph)\n"
+            "  --floor 0|1      1: at every sparse point also time the gather floor, a kernel that loads\n"
+            "                   the same K/V blocks and block lists from the same rotated buffers and does\n"
+            "                   no math (bench/gather_floor.h), timed like the decode kernel: columns\n"
+            "                   floor_ms, pct_floor (sparse ms / floor ms, %%) and x_best_floor (best dense\n"
+            "                   baseline ms / floor ms: the most a kernel at the floor could show). 0: the\n"
+            "                   text table leaves them out, the CSV leaves them empty, the JSON has \"floor\"\n"
+            "                   0 and no such keys (default 0)\n"
             "  --csv FILE       write the table as CSV\n"
             "  --json FILE      write the table and copy bandwidth as JSON\n"
             "\nThe text table, the CSV (last column) and the JSON (top-level \"graph\") record --graph.\n");
@@ -70,6 +80,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
     o->pdl = 0;
     o->splits = 0;
     o->graph = 0;
+    o->floor = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -94,6 +105,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--pdl")) o->pdl = (int)bench_flag_int(a, v, 0, 1);
         else if (!strcmp(a, "--splits")) o->splits = (int)bench_flag_int(a, v, 1, 64);
         else if (!strcmp(a, "--graph")) o->graph = (int)bench_flag_int(a, v, 0, 1);
+        else if (!strcmp(a, "--floor")) o->floor = (int)bench_flag_int(a, v, 0, 1);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }
@@ -121,6 +133,7 @@ typedef struct {
     int batch, cache;
     SeerDType dtype;
     double sparsity, ms, bytes, gbs, pct_copy, x_dense, x_flash, x_cudnn, x_best;
+    double floor_ms, pct_floor, x_best_floor;  // NaN without a floor (--floor 0, dense points)
     int n_split;
 } Row;
 
@@ -212,6 +225,24 @@ static double time_sets(const DecodeParams *sets, int n, int iters, int graph) {
     return time_calls(launch_decode, &ctx, iters, graph);
 }
 
+typedef struct {
+    const DecodeParams *sets;
+    int n;
+    uint32_t *sink;  // [B, HKV, 4] device
+} FloorCtx;
+
+static void launch_floor(void *ctx, int i, cudaStream_t st) {
+    const FloorCtx *c = ctx;
+    SeerErr err;
+    if (gather_floor_cuda(&c->sets[i % c->n], c->sink, st, &err)) seer_die("%s", err.msg);
+}
+
+// Mean ms of one gather-floor call over the same sets, iters and mode as time_sets.
+static double time_floor(const DecodeParams *sets, int n, uint32_t *sink, int iters, int graph) {
+    FloorCtx ctx = {sets, n, sink};
+    return time_calls(launch_floor, &ctx, iters, graph);
+}
+
 // bf16, B16, 32k, 90%: [0] launched on a stream, [1] replayed in a CUDA graph (both, whatever --graph).
 static double sparse_ref_ms[2] = {NAN, NAN};
 
@@ -263,6 +294,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     int32_t *len = xmalloc(sizeof(int32_t) * B), *idx = xmalloc(sizeof(int32_t) * B * HKV * nb);
     for (int b = 0; b < B; b++) len[b] = T;
     int32_t *d_len, *d_idx, *d_sem;
+    uint32_t *sink = NULL;  // the gather floor's [B, HKV, 4] words (--floor 1)
     float *o_part, *lse;
     CUDA_OK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
     CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * nb));
@@ -271,6 +303,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     CUDA_OK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
     CUDA_OK(cudaMemset(d_sem, 0, sizeof(int32_t) * B * HKV));
     CUDA_OK(cudaMemcpy(d_len, len, sizeof(int32_t) * B, cudaMemcpyHostToDevice));
+    if (o->floor) CUDA_OK(cudaMalloc((void **)&sink, sizeof(uint32_t) * 4 * B * HKV));
     for (int i = 0; i < n_buf; i++) {
         uint16_t *q, *k, *v, *out;
         CUDA_OK(cudaMalloc((void **)&q, q_elems * 2));
@@ -307,7 +340,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
             sparse_ref_ms[o->graph] = ms;
             sparse_ref_ms[!o->graph] = time_sets(sets, n_buf, o->iters, !o->graph);
         }
-        Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, S};
+        Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, NAN, NAN, NAN, S};
         r.bytes = (double)B * HKV * n_sel * SEER_BLOCK * HD * 2 * 2 + 2.0 * q_elems * 2;
         if (sp > 0) r.bytes += 4.0 * B * HKV * n_sel;
         r.gbs = r.bytes / (ms * 1e-3) / 1e9;
@@ -318,29 +351,44 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         if (fl < best) best = fl;
         if (cu < best) best = cu;
         r.x_best = best / ms;
+        if (sink && sp > 0) {
+            r.floor_ms = time_floor(sets, n_buf, sink, o->iters, o->graph);
+            r.pct_floor = 100.0 * ms / r.floor_ms, r.x_best_floor = best / r.floor_ms;
+        }
         rows[(*n_rows)++] = r;
-        printf("%-5s B %2d T %6d sparsity %.2f splits %2d: %8.4f ms %7.0f GB/s %5.1f%% copy  x%.2f dense  x%.2f flash  x%.2f cudnn\n",
+        printf("%-5s B %2d T %6d sparsity %.2f splits %2d: %8.4f ms %7.0f GB/s %5.1f%% copy  x%.2f dense  x%.2f flash  x%.2f cudnn",
                dtype_name(dt), B, T, sp, S, ms, r.gbs, r.pct_copy, r.x_dense, r.x_flash, r.x_cudnn);
+        if (isfinite(r.floor_ms))
+            printf("  floor %.4f ms  sparse %.1f%% of floor  x%.2f best/floor", r.floor_ms, r.pct_floor, r.x_best_floor);
+        printf("\n");
         fflush(stdout);
     }
     for (int i = 0; i < n_buf; i++) {
         cudaFree((void *)sets[i].q), cudaFree((void *)sets[i].k), cudaFree((void *)sets[i].v);
         cudaFree(sets[i].out);
     }
-    cudaFree(d_len), cudaFree(d_idx), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem);
+    cudaFree(d_len), cudaFree(d_idx), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem), cudaFree(sink);
     free(len), free(idx);
+}
+
+// x with fmt and a comma; only the comma when x is NaN (no floor at that point).
+static void csv_opt(FILE *f, const char *fmt, double x) {
+    if (isfinite(x)) fprintf(f, fmt, x);
+    fputc(',', f);
 }
 
 static void write_csv(const char *path, const Row *rows, int n, int graph) {
     FILE *f = fopen(path, "w");
     if (!f) seer_die("bench decode: cannot write %s", path);
     fprintf(f, "dtype,batch,cache,sparsity,splits,ms,bytes,gb_s,pct_copy,x_dense,x_flash,x_cudnn,"
-               "x_best_dense,graph\n");
+               "x_best_dense,floor_ms,pct_floor,x_best_floor,graph\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,%d\n", dtype_name(r->dtype),
+        fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,", dtype_name(r->dtype),
                 r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->bytes, r->gbs, r->pct_copy,
-                r->x_dense, r->x_flash, r->x_cudnn, r->x_best, graph);
+                r->x_dense, r->x_flash, r->x_cudnn, r->x_best);
+        csv_opt(f, "%.5f", r->floor_ms), csv_opt(f, "%.1f", r->pct_floor), csv_opt(f, "%.3f", r->x_best_floor);
+        fprintf(f, "%d\n", graph);
     }
     fclose(f);
 }
@@ -348,7 +396,7 @@ static void write_csv(const char *path, const Row *rows, int n, int graph) {
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
 static void write_json(const char *path, const Row *rows, int n, double copy_bw, const char *device,
-                       int pdl, int graph) {
+                       const Opts *opt) {
     json_t *root = json_object(), *arr = json_array();
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
@@ -366,6 +414,11 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
         json_object_set_new(o, "x_flash", num(r->x_flash));
         json_object_set_new(o, "x_cudnn", num(r->x_cudnn));
         json_object_set_new(o, "x_best_dense", num(r->x_best));
+        if (opt->floor) {  // null at dense points
+            json_object_set_new(o, "floor_ms", num(r->floor_ms));
+            json_object_set_new(o, "pct_floor", num(r->pct_floor));
+            json_object_set_new(o, "x_best_floor", num(r->x_best_floor));
+        }
         json_array_append_new(arr, o);
     }
     json_t *s = json_object();  // bf16, batch 16, 32k, 90%: on a stream and in a CUDA graph
@@ -376,8 +429,9 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
     json_object_set_new(s, "graph_ms", num(sparse_ref_ms[1]));
     json_object_set_new(root, "device", json_string(device));
     json_object_set_new(root, "copy_gb_s", json_real(copy_bw / 1e9));
-    json_object_set_new(root, "pdl", json_integer(pdl));
-    json_object_set_new(root, "graph", json_integer(graph));
+    json_object_set_new(root, "pdl", json_integer(opt->pdl));
+    json_object_set_new(root, "graph", json_integer(opt->graph));
+    json_object_set_new(root, "floor", json_integer(opt->floor));
     json_object_set_new(root, "points", arr);
     json_object_set_new(root, "sparse_ref", s);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
@@ -399,14 +453,22 @@ static json_t *load_sdpa(const Opts *o) {
     return sdpa;
 }
 
-static void print_table(const Row *rows, int n, int graph) {
-    printf("\n%-5s %3s %7s %5s %3s %9s %8s %6s %7s %7s %7s %7s %5s\n", "dtype", "B", "cache", "spars",
-           "spl", "ms", "GB/s", "%copy", "xdense", "xflash", "xcudnn", "xbest", "graph");
+// The table; with --floor 1 three more columns before "graph" ("-" at dense points).
+static void print_table(const Row *rows, int n, const Opts *o) {
+    printf("\n%-5s %3s %7s %5s %3s %9s %8s %6s %7s %7s %7s %7s", "dtype", "B", "cache", "spars",
+           "spl", "ms", "GB/s", "%copy", "xdense", "xflash", "xcudnn", "xbest");
+    if (o->floor) printf(" %9s %7s %7s", "floor_ms", "%floor", "xbfloor");
+    printf(" %5s\n", "graph");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
-        printf("%-5s %3d %7d %5.2f %3d %9.4f %8.0f %6.1f %7.2f %7.2f %7.2f %7.2f %5d\n", dtype_name(r->dtype),
+        printf("%-5s %3d %7d %5.2f %3d %9.4f %8.0f %6.1f %7.2f %7.2f %7.2f %7.2f", dtype_name(r->dtype),
                r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->gbs, r->pct_copy, r->x_dense,
-               r->x_flash, r->x_cudnn, r->x_best, graph);
+               r->x_flash, r->x_cudnn, r->x_best);
+        if (o->floor && isfinite(r->floor_ms))
+            printf(" %9.4f %7.1f %7.2f", r->floor_ms, r->pct_floor, r->x_best_floor);
+        else if (o->floor)
+            printf(" %9s %7s %7s", "-", "-", "-");
+        printf(" %5d\n", o->graph);
     }
     printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph\n",
            sparse_ref_ms[0], sparse_ref_ms[1]);
@@ -422,10 +484,11 @@ int bench_decode_main(int argc, char **argv) {
     CUDA_OK(cudaGetDeviceProperties(&prop, dev));
     size_t l2 = (size_t)prop.l2CacheSize;
     double copy_bw = copy_bandwidth();
-    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL, %s\n",
+    printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL, %s%s\n",
            prop.name, prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9, o.pdl ? "with" : "without",
            o.graph ? "timed as one replayed CUDA graph per point (--graph 1)"
-                   : "timed on a stream (--graph 0)");
+                   : "timed on a stream (--graph 0)",
+           o.floor ? ", gather floor timed at every sparse point (--floor 1)" : "");
     int cap = o.batch.n * o.cache.n * o.sparsity.n * o.n_dtypes, n = 0;
     Row *rows = xcalloc((size_t)cap, sizeof(Row));
     for (int d = 0; d < o.n_dtypes; d++)
@@ -433,9 +496,9 @@ int bench_decode_main(int argc, char **argv) {
             for (int ci = 0; ci < o.cache.n; ci++)
                 bench_shape(rows, &n, &o, (int)o.batch.v[bi], (int)o.cache.v[ci], (SeerDType)o.dtypes[d],
                             copy_bw, l2, sdpa);
-    print_table(rows, n, o.graph);
+    print_table(rows, n, &o);
     if (o.csv) write_csv(o.csv, rows, n, o.graph);
-    if (o.json) write_json(o.json, rows, n, copy_bw, prop.name, o.pdl, o.graph);
+    if (o.json) write_json(o.json, rows, n, copy_bw, prop.name, &o);
     free(rows);
     json_decref(sdpa);
     return 0;

@@ -1,4 +1,5 @@
-// test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths, option parsing).
+// test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths, option parsing,
+// the refusals of `seer bench decode`'s --graph, --pdl and --floor).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,23 @@ static void test_decode_graph_flag(void) {
     CHECK(strstr(msg, "seer: bench: --pdl needs an integer in [0, 1], got '2'") != NULL);
 }
 
+// --floor takes 0 or 1 like --graph: another value or none is refused with exit status 2.
+static void test_decode_floor_flag(void) {
+    char msg[512];
+    char *bad[] = {"decode", "--floor", "2"};
+    CHECK(decode_status(msg, sizeof msg, 3, bad) == 2);
+    CHECK(strstr(msg, "seer: bench: --floor needs an integer in [0, 1], got '2'") != NULL);
+    char *word[] = {"decode", "--floor", "yes"};
+    CHECK(decode_status(msg, sizeof msg, 3, word) == 2);
+    CHECK(strstr(msg, "seer: bench: --floor needs an integer in [0, 1], got 'yes'") != NULL);
+    char *missing[] = {"decode", "--floor"};
+    CHECK(decode_status(msg, sizeof msg, 2, missing) == 2);
+    CHECK(strstr(msg, "seer: bench decode: --floor needs a value (seer bench decode --help)") != NULL);
+    char *after_ok[] = {"decode", "--floor", "1", "--graph", "7"};  // --floor 1 itself is taken
+    CHECK(decode_status(msg, sizeof msg, 5, after_ok) == 2);
+    CHECK(strstr(msg, "--graph needs an integer") != NULL && !strstr(msg, "--floor"));
+}
+
 static void test_parse_list(void) {
     double v[3];
     CHECK(bench_parse_list(v, 3, "0,0.5,0.9", 0) == 3 && v[0] == 0 && v[1] == 0.5 && v[2] == 0.9);
@@ -120,5 +138,6 @@ int main(void) {
     RUN(test_missing_value);
     RUN(test_parse_list);
     RUN(test_decode_graph_flag);
+    RUN(test_decode_floor_flag);
     return test_summary();
 }
