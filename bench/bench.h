@@ -29,6 +29,17 @@ __attribute__((noreturn)) void bench_missing_value(const char *cmd, const char *
 // there are more than max entries.
 int bench_parse_list(double *v, int max, const char *s, int k_suffix);
 
+// Rotation slots of a sparse point: the buffers' count n_buf, raised until the slots' reads
+// (slot_bytes each) exceed 4x l2_bytes; 1..64.
+int bench_rotation_slots(int n_buf, double slot_bytes, double l2_bytes);
+
+// idx [slots, pairs, n_sel]: n_sel distinct blocks of nb per (slot, pair), descending (n_sel <= nb).
+// Each pair's blocks are shuffled once; slot s takes window s / n_buf of that order (n_sel blocks
+// from (s / n_buf) * n_sel on, wrapping), so the slots that share a K/V buffer (s % n_buf) read
+// disjoint blocks while their windows fit in nb. rng: the generator's state, advanced.
+void bench_block_lists(int32_t *idx, int slots, int n_buf, int pairs, int nb, int n_sel,
+                       uint32_t *rng);
+
 #ifdef SEER_CUDA
 #include <stddef.h>
 #include <stdint.h>

@@ -39,7 +39,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: seer bench decode [options]\n\n"
             "Times the dense and block-sparse split-KV decode kernels (64 query / 8 KV heads, head dim\n"
-            "128, block 64) with CUDA events over buffers rotated past L2.\n\n"
+            "128, block 64) with CUDA events over buffers rotated past L2. At a sparse point every\n"
+            "rotation slot has its own random block lists (disjoint on one buffer), so the blocks\n"
+            "read are rotated past L2 too.\n\n"
             "  --batch LIST     batch sizes (default 1,2,4,8,16)\n"
             "  --cache LIST     cache lengths, k = 1024 (default 8k,16k,32k,64k,128k)\n"
             "  --sparsity LIST  fractions of blocks skipped, 0 = dense (default 0,0.5,0.6,0.7,0.8,0.9)\n"
@@ -137,9 +139,7 @@ typedef struct {
     int n_split;
 } Row;
 
-
 static uint32_t rng = 2025;
-static uint32_t rnext(void) { return rng = rng * 1664525u + 1013904223u; }
 
 static double copy_bandwidth(void) {  // read + write bytes per second of a 1 GiB D2D copy
     size_t n = (size_t)1 << 30;
@@ -246,27 +246,6 @@ static double time_floor(const DecodeParams *sets, int n, uint32_t *sink, int it
 // bf16, B16, 32k, 90%: [0] launched on a stream, [1] replayed in a CUDA graph (both, whatever --graph).
 static double sparse_ref_ms[2] = {NAN, NAN};
 
-// n_sel random distinct blocks of nb per (b, kvh), sorted descending, -1 padded to max_sel.
-static void random_lists(int32_t *idx, int pairs, int nb, int n_sel, int max_sel) {
-    int *perm = xmalloc(sizeof(int) * nb);
-    unsigned char *flag = xmalloc((size_t)nb);
-    for (int p = 0; p < pairs; p++) {
-        for (int j = 0; j < nb; j++) perm[j] = j;
-        for (int j = 0; j < n_sel; j++) {
-            int r = j + (int)(rnext() % (uint32_t)(nb - j)), t = perm[j];
-            perm[j] = perm[r], perm[r] = t;
-        }
-        memset(flag, 0, (size_t)nb);
-        for (int i = 0; i < n_sel; i++) flag[perm[i]] = 1;
-        int32_t *l = idx + (int64_t)p * max_sel;
-        int n = 0;
-        for (int j = nb - 1; j >= 0; j--)
-            if (flag[j]) l[n++] = j;
-        while (n < max_sel) l[n++] = -1;
-    }
-    free(perm), free(flag);
-}
-
 static double sdpa_ms(json_t *sdpa, int b, int t, SeerDType dt, const char *backend) {
     json_t *pts = sdpa ? json_object_get(sdpa, "points") : NULL, *p;
     size_t i;
@@ -283,21 +262,21 @@ static double sdpa_ms(json_t *sdpa, int b, int t, SeerDType dt, const char *back
 }
 
 // All sparsities of one (batch, cache, dtype): buffers rotated so the data read per round
-// exceeds 4x L2. Appends one row per sparsity.
+// exceeds 4x L2; at a sparse point each rotation slot also has its own block lists (slots on one
+// buffer read disjoint blocks), so the selected blocks do too. Appends one row per sparsity.
 static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, SeerDType dt,
                         double copy_bw, size_t l2, json_t *sdpa) {
     const int H = HEADS, HKV = KV_HEADS, HD = HEAD_DIM, nb = ceil_div(T, SEER_BLOCK);
     const size_t kv_elems = (size_t)B * HKV * T * HD, q_elems = (size_t)B * H * HD;
     int n_buf = (int)ceil(4.0 * l2 / (2.0 * kv_elems * 2));
     n_buf = n_buf < 1 ? 1 : n_buf > 64 ? 64 : n_buf;
-    DecodeParams sets[64];
-    int32_t *len = xmalloc(sizeof(int32_t) * B), *idx = xmalloc(sizeof(int32_t) * B * HKV * nb);
+    DecodeParams bufs[64], sets[64];  // the K/V buffers; the rotation slots over them
+    int32_t *len = xmalloc(sizeof(int32_t) * B);
     for (int b = 0; b < B; b++) len[b] = T;
-    int32_t *d_len, *d_idx, *d_sem;
+    int32_t *d_len, *d_sem;
     uint32_t *sink = NULL;  // the gather floor's [B, HKV, 4] words (--floor 1)
     float *o_part, *lse;
     CUDA_OK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
-    CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * B * HKV * nb));
     CUDA_OK(cudaMalloc((void **)&o_part, sizeof(float) * q_elems * 64));
     CUDA_OK(cudaMalloc((void **)&lse, sizeof(float) * B * H * 64));
     CUDA_OK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
@@ -312,9 +291,9 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         CUDA_OK(cudaMalloc((void **)&v, kv_elems * 2));
         bench_fill_device(q, q_elems, dt);
         bench_fill_device(k, kv_elems, dt), bench_fill_device(v, kv_elems, dt);
-        sets[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
-        sets[i].o_part = o_part, sets[i].lse_part = lse, sets[i].sem = d_sem;
-        sets[i].pdl = o->pdl;
+        bufs[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
+        bufs[i].o_part = o_part, bufs[i].lse_part = lse, bufs[i].sem = d_sem;
+        bufs[i].pdl = o->pdl;
     }
     double dense_ms = NAN;
     double fl = sdpa_ms(sdpa, B, T, dt, "FLASH"), cu = sdpa_ms(sdpa, B, T, dt, "CUDNN");
@@ -323,22 +302,31 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         int n_sel = sp > 0 ? (int)lround(nb * (1.0 - sp)) : nb;
         if (n_sel < 1) n_sel = 1;
         int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel);
-        for (int i = 0; i < n_buf; i++) {
+        const int pairs = B * HKV;
+        const double slot_bytes = (double)pairs * n_sel * SEER_BLOCK * HD * 2 * 2;
+        const int n_rot = sp > 0 ? bench_rotation_slots(n_buf, slot_bytes, (double)l2) : n_buf;
+        const size_t list_elems = sp > 0 ? (size_t)pairs * n_sel : 0;
+        int32_t *idx = NULL, *d_idx = NULL;  // [n_rot, pairs, n_sel] when sparse
+        if (sp > 0) {
+            idx = xmalloc(sizeof(int32_t) * list_elems * n_rot);
+            bench_block_lists(idx, n_rot, n_buf, pairs, nb, n_sel, &rng);
+            CUDA_OK(cudaMalloc((void **)&d_idx, sizeof(int32_t) * list_elems * n_rot));
+            CUDA_OK(cudaMemcpy(d_idx, idx, sizeof(int32_t) * list_elems * n_rot, cudaMemcpyHostToDevice));
+        }
+        for (int i = 0; i < n_rot; i++) {
+            sets[i] = bufs[i % n_buf];
             sets[i].n_split = S;
-            sets[i].block_idx = sp > 0 ? d_idx : NULL;
+            sets[i].block_idx = sp > 0 ? d_idx + list_elems * i : NULL;
             sets[i].max_sel = sp > 0 ? n_sel : 0;
             sets[i].idx_sh = sets[i].max_sel, sets[i].idx_sb = (int64_t)HKV * sets[i].max_sel;
+            SeerErr err;
+            if (decode_validate(&sets[i], len, sp > 0 ? idx + list_elems * i : NULL, &err))
+                seer_die("%s", err.msg);
         }
-        if (sp > 0) {
-            random_lists(idx, B * HKV, nb, n_sel, n_sel);
-            CUDA_OK(cudaMemcpy(d_idx, idx, sizeof(int32_t) * B * HKV * n_sel, cudaMemcpyHostToDevice));
-        }
-        SeerErr err;
-        if (decode_validate(&sets[0], len, sp > 0 ? idx : NULL, &err)) seer_die("%s", err.msg);
-        double ms = time_sets(sets, n_buf, o->iters, o->graph);
+        double ms = time_sets(sets, n_rot, o->iters, o->graph);
         if (B == 16 && T == 32768 && fabs(sp - 0.9) < 1e-9 && dt == SEER_BF16) {
             sparse_ref_ms[o->graph] = ms;
-            sparse_ref_ms[!o->graph] = time_sets(sets, n_buf, o->iters, !o->graph);
+            sparse_ref_ms[!o->graph] = time_sets(sets, n_rot, o->iters, !o->graph);
         }
         Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, NAN, NAN, NAN, S};
         r.bytes = (double)B * HKV * n_sel * SEER_BLOCK * HD * 2 * 2 + 2.0 * q_elems * 2;
@@ -352,7 +340,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         if (cu < best) best = cu;
         r.x_best = best / ms;
         if (sink && sp > 0) {
-            r.floor_ms = time_floor(sets, n_buf, sink, o->iters, o->graph);
+            r.floor_ms = time_floor(sets, n_rot, sink, o->iters, o->graph);
             r.pct_floor = 100.0 * ms / r.floor_ms, r.x_best_floor = best / r.floor_ms;
         }
         rows[(*n_rows)++] = r;
@@ -362,13 +350,15 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
             printf("  floor %.4f ms  sparse %.1f%% of floor  x%.2f best/floor", r.floor_ms, r.pct_floor, r.x_best_floor);
         printf("\n");
         fflush(stdout);
+        free(idx);
+        cudaFree(d_idx);
     }
     for (int i = 0; i < n_buf; i++) {
-        cudaFree((void *)sets[i].q), cudaFree((void *)sets[i].k), cudaFree((void *)sets[i].v);
-        cudaFree(sets[i].out);
+        cudaFree((void *)bufs[i].q), cudaFree((void *)bufs[i].k), cudaFree((void *)bufs[i].v);
+        cudaFree(bufs[i].out);
     }
-    cudaFree(d_len), cudaFree(d_idx), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem), cudaFree(sink);
-    free(len), free(idx);
+    cudaFree(d_len), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem), cudaFree(sink);
+    free(len);
 }
 
 // x with fmt and a comma; only the comma when x is NaN (no floor at that point).

@@ -1,5 +1,6 @@
 // test_bench.c: the host-side helpers of `seer bench` (packed-chunk document lengths, option parsing,
-// the refusals of `seer bench decode`'s --graph, --pdl and --floor).
+// the refusals of `seer bench decode`'s --graph, --pdl and --floor, its sparse points' rotated
+// block lists).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,49 @@ static void test_parse_list(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(bench_parse_list(v, 3, bad[i], 1) == -1);
 }
 
+// Slots: the buffers' count, raised until the slots' reads exceed 4x L2, capped at 64.
+static void test_rotation_slots(void) {
+    CHECK(bench_rotation_slots(1, 214e6, 52e6) == 1);   // B16 32k 90%: 214 MB a call already
+    CHECK(bench_rotation_slots(1, 26.8e6, 52e6) == 8);  // B1 64k 90%: 27 MB a call
+    CHECK(bench_rotation_slots(7, 3.4e6, 52e6) == 62);
+    CHECK(bench_rotation_slots(3, 1e3, 52e6) == 64);
+    CHECK(bench_rotation_slots(5, 0, 52e6) == 5);       // dense: the buffers as they are
+}
+
+// Every slot's list is descending, distinct and in range; slots on one buffer read disjoint
+// blocks while their windows fit, and wrap (overlap) only past that.
+static void test_block_lists(void) {
+    enum { SLOTS = 6, NBUF = 2, PAIRS = 3, NB = 40, NSEL = 12 };
+    int32_t idx[SLOTS * PAIRS * NSEL];
+    uint32_t rng = 7;
+    bench_block_lists(idx, SLOTS, NBUF, PAIRS, NB, NSEL, &rng);
+    for (int p = 0; p < PAIRS; p++) {
+        int seen[NBUF][NB] = {{0}};
+        for (int s = 0; s < SLOTS; s++) {
+            const int32_t *l = idx + (s * PAIRS + p) * NSEL;
+            for (int i = 0; i < NSEL; i++) {
+                CHECK(l[i] >= 0 && l[i] < NB);
+                if (i) CHECK(l[i] < l[i - 1]);
+                seen[s % NBUF][l[i]]++;
+            }
+        }
+        for (int b = 0; b < NBUF; b++) {  // 3 windows of 12 on each buffer: 36 of 40 blocks, once
+            int once = 0, more = 0;
+            for (int j = 0; j < NB; j++) once += seen[b][j] == 1, more += seen[b][j] > 1;
+            CHECK(once == 3 * NSEL && more == 0);
+        }
+    }
+    int32_t wrap[4 * NSEL];  // one pair, one buffer, 4 windows of 12 over 40 blocks: 8 repeat
+    bench_block_lists(wrap, 4, 1, 1, NB, NSEL, &rng);
+    int count[NB] = {0}, twice = 0;
+    for (int i = 0; i < 4 * NSEL; i++) count[wrap[i]]++;
+    for (int j = 0; j < NB; j++) {
+        CHECK(count[j] >= 1);
+        twice += count[j] == 2;
+    }
+    CHECK(twice == 4 * NSEL - NB);
+}
+
 int main(void) {
     RUN(test_make_docs_repeats_and_cuts);
     RUN(test_make_docs_refusals);
@@ -139,5 +183,7 @@ int main(void) {
     RUN(test_parse_list);
     RUN(test_decode_graph_flag);
     RUN(test_decode_floor_flag);
+    RUN(test_rotation_slots);
+    RUN(test_block_lists);
     return test_summary();
 }
