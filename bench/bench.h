@@ -29,8 +29,9 @@ __attribute__((noreturn)) void bench_missing_value(const char *cmd, const char *
 // there are more than max entries.
 int bench_parse_list(double *v, int max, const char *s, int k_suffix);
 
-// Rotation slots of a sparse point: the buffers' count n_buf, raised until the slots' reads
-// (slot_bytes each) exceed 4x l2_bytes; 1..64.
+// Rotation slots: n_buf raised until the slots' reads (slot_bytes each) exceed 4x l2_bytes; 1..64.
+// The K/V buffers of a shape are bench_rotation_slots(1, K+V bytes, l2), the slots of its sparse
+// points bench_rotation_slots(buffers, selected bytes, l2).
 int bench_rotation_slots(int n_buf, double slot_bytes, double l2_bytes);
 
 // idx [slots, pairs, n_sel]: n_sel distinct blocks of nb per (slot, pair), descending (n_sel <= nb).

@@ -268,8 +268,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
                         double copy_bw, size_t l2, json_t *sdpa) {
     const int H = HEADS, HKV = KV_HEADS, HD = HEAD_DIM, nb = ceil_div(T, SEER_BLOCK);
     const size_t kv_elems = (size_t)B * HKV * T * HD, q_elems = (size_t)B * H * HD;
-    int n_buf = (int)ceil(4.0 * l2 / (2.0 * kv_elems * 2));
-    n_buf = n_buf < 1 ? 1 : n_buf > 64 ? 64 : n_buf;
+    const int n_buf = bench_rotation_slots(1, 2.0 * kv_elems * 2, (double)l2);
     DecodeParams bufs[64], sets[64];  // the K/V buffers; the rotation slots over them
     int32_t *len = xmalloc(sizeof(int32_t) * B);
     for (int b = 0; b < B; b++) len[b] = T;
@@ -303,7 +302,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         if (n_sel < 1) n_sel = 1;
         int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel);
         const int pairs = B * HKV;
-        const double slot_bytes = (double)pairs * n_sel * SEER_BLOCK * HD * 2 * 2;
+        const double slot_bytes = (double)pairs * n_sel * SEER_BLOCK * HD * 2 * 2;  // K/V read a call
         const int n_rot = sp > 0 ? bench_rotation_slots(n_buf, slot_bytes, (double)l2) : n_buf;
         const size_t list_elems = sp > 0 ? (size_t)pairs * n_sel : 0;
         int32_t *idx = NULL, *d_idx = NULL;  // [n_rot, pairs, n_sel] when sparse
@@ -329,7 +328,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
             sparse_ref_ms[!o->graph] = time_sets(sets, n_rot, o->iters, !o->graph);
         }
         Row r = {B, T, dt, sp, ms, 0, 0, 0, 0, 0, 0, 0, NAN, NAN, NAN, S};
-        r.bytes = (double)B * HKV * n_sel * SEER_BLOCK * HD * 2 * 2 + 2.0 * q_elems * 2;
+        r.bytes = slot_bytes + 2.0 * q_elems * 2;  // K/V blocks, q and out
         if (sp > 0) r.bytes += 4.0 * B * HKV * n_sel;
         r.gbs = r.bytes / (ms * 1e-3) / 1e9;
         r.pct_copy = 100.0 * r.gbs * 1e9 / copy_bw;

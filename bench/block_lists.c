@@ -7,8 +7,8 @@
 #include "bench/bench.h"
 
 int bench_rotation_slots(int n_buf, double slot_bytes, double l2_bytes) {
-    double need = slot_bytes > 0 ? ceil(4.0 * l2_bytes / slot_bytes) : 1;
-    int n = need > n_buf ? (need > 64 ? 64 : (int)need) : n_buf;
+    const double need = slot_bytes > 0 ? ceil(4.0 * l2_bytes / slot_bytes) : 1;
+    const int n = need > n_buf ? (int)fmin(need, 64) : n_buf;
     return n < 1 ? 1 : n > 64 ? 64 : n;
 }
 

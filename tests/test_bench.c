@@ -91,33 +91,32 @@ static int decode_status(char *msg, size_t cap, int argc, char **argv) {
     return status;
 }
 
+// `seer bench decode ARGS...` is refused with exit status 2 and stderr containing want.
+static int decode_refused(int argc, char **argv, const char *want) {
+    char msg[512];
+    return decode_status(msg, sizeof msg, argc, argv) == 2 && strstr(msg, want) != NULL;
+}
+
 // --graph takes 0 or 1 like --pdl: another value or none is refused with exit status 2.
 static void test_decode_graph_flag(void) {
-    char msg[512];
     char *bad[] = {"decode", "--graph", "2"};
-    CHECK(decode_status(msg, sizeof msg, 3, bad) == 2);
-    CHECK(strstr(msg, "seer: bench: --graph needs an integer in [0, 1], got '2'") != NULL);
+    CHECK(decode_refused(3, bad, "seer: bench: --graph needs an integer in [0, 1], got '2'"));
     char *missing[] = {"decode", "--graph"};
-    CHECK(decode_status(msg, sizeof msg, 2, missing) == 2);
-    CHECK(strstr(msg, "seer: bench decode: --graph needs a value (seer bench decode --help)") != NULL);
+    CHECK(decode_refused(2, missing, "seer: bench decode: --graph needs a value (seer bench decode --help)"));
     char *pdl[] = {"decode", "--pdl", "2"};  // the same refusal as its model
-    CHECK(decode_status(msg, sizeof msg, 3, pdl) == 2);
-    CHECK(strstr(msg, "seer: bench: --pdl needs an integer in [0, 1], got '2'") != NULL);
+    CHECK(decode_refused(3, pdl, "seer: bench: --pdl needs an integer in [0, 1], got '2'"));
 }
 
 // --floor takes 0 or 1 like --graph: another value or none is refused with exit status 2.
 static void test_decode_floor_flag(void) {
-    char msg[512];
     char *bad[] = {"decode", "--floor", "2"};
-    CHECK(decode_status(msg, sizeof msg, 3, bad) == 2);
-    CHECK(strstr(msg, "seer: bench: --floor needs an integer in [0, 1], got '2'") != NULL);
+    CHECK(decode_refused(3, bad, "seer: bench: --floor needs an integer in [0, 1], got '2'"));
     char *word[] = {"decode", "--floor", "yes"};
-    CHECK(decode_status(msg, sizeof msg, 3, word) == 2);
-    CHECK(strstr(msg, "seer: bench: --floor needs an integer in [0, 1], got 'yes'") != NULL);
+    CHECK(decode_refused(3, word, "seer: bench: --floor needs an integer in [0, 1], got 'yes'"));
     char *missing[] = {"decode", "--floor"};
-    CHECK(decode_status(msg, sizeof msg, 2, missing) == 2);
-    CHECK(strstr(msg, "seer: bench decode: --floor needs a value (seer bench decode --help)") != NULL);
+    CHECK(decode_refused(2, missing, "seer: bench decode: --floor needs a value (seer bench decode --help)"));
     char *after_ok[] = {"decode", "--floor", "1", "--graph", "7"};  // --floor 1 itself is taken
+    char msg[512];
     CHECK(decode_status(msg, sizeof msg, 5, after_ok) == 2);
     CHECK(strstr(msg, "--graph needs an integer") != NULL && !strstr(msg, "--floor"));
 }
