@@ -8,8 +8,8 @@
 
 int bench_rotation_slots(int n_buf, double slot_bytes, double l2_bytes) {
     const double need = slot_bytes > 0 ? ceil(4.0 * l2_bytes / slot_bytes) : 1;
-    const int n = need > n_buf ? (int)fmin(need, 64) : n_buf;
-    return n < 1 ? 1 : n > 64 ? 64 : n;
+    const double n = fmax(need, n_buf);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
 static uint32_t next_u32(uint32_t *rng) { return *rng = *rng * 1664525u + 1013904223u; }
