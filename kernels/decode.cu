@@ -289,19 +289,24 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
     __syncthreads();
     // Independent iterations (no per-element max / exp / divide): with one warp per scheduler the
     // per-element statistics made this loop a 2.7 us latency chain (H100 trace, docs/KERNELS.md).
-#pragma unroll 4
-    for (int i = tid; i < G * kHD; i += kThreads) {
-        int row = i / kHD, d = i % kHD, h = kvh * G + row;
-        float acc = 0;  // a warp that saw nothing stored zeros (its scale is 0)
+    // Thread i owns 4 consecutive columns of one head: 16-byte merge-area loads, one 8-byte output
+    // store or one 16-byte partial store.
+    for (int i = tid; i < G * kHD / 4; i += kThreads) {
+        const int row = i / (kHD / 4), d = (i % (kHD / 4)) * 4, h = kvh * G + row;
+        float4 acc = make_float4(0, 0, 0, 0);  // a warp that saw nothing stored zeros (scale 0)
 #pragma unroll
-        for (int w = 0; w < kWarps; w++) acc += red[(w * 16 + row) * kHD + d];
-        float o = acc * inv_l_s[row];
+        for (int w = 0; w < kWarps; w++) {
+            const float4 v = *reinterpret_cast<const float4 *>(red + (w * 16 + row) * kHD + d);
+            acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+        }
+        const float r = inv_l_s[row];
+        acc.x *= r, acc.y *= r, acc.z *= r, acc.w *= r;
         if (p.n_split == 1) {
-            uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh;
-            out[d] = to_elem<BF16>(o);
+            uint16_t *out = (uint16_t *)p.out + b * p.o_sb + h * p.o_sh + d;
+            *reinterpret_cast<uint2 *>(out) = make_uint2(pack2<BF16>(acc.x, acc.y), pack2<BF16>(acc.z, acc.w));
         } else {
             int64_t ws = ((int64_t)b * p.H + h) * p.n_split + split;
-            p.o_part[ws * kHD + d] = o;
+            *reinterpret_cast<float4 *>(p.o_part + ws * kHD + d) = acc;
             if (d == 0) p.lse_part[ws] = lse_s[row];
         }
     }
@@ -441,6 +446,10 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
     if (!aligned16(p->q) || !aligned16(p->k) || !aligned16(p->v) ||
         (p->q_sb | p->q_sh | p->k_sb | p->k_sh | p->k_st | p->v_sb | p->v_sh | p->v_st) % 8)
         return seer_fail(err, "decode.cu: q/k/v rows must be 16-byte aligned (strides multiples of 8)");
+    if (((uintptr_t)p->out & 7) || (p->o_sb | p->o_sh) % 4)
+        return seer_fail(err, "decode.cu: out rows must be 8-byte aligned (strides multiples of 4)");
+    if (p->n_split > 1 && !aligned16(p->o_part))
+        return seer_fail(err, "decode.cu: the o_part workspace must be 16-byte aligned");
     if (set_smem_once(err)) return -1;
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;

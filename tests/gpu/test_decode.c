@@ -153,6 +153,9 @@ static void test_refused(void) {
     CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "HD"));
     p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 34, 2, 128, 64, 0, SEER_BF16);
     CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "G <= 16"));
+    p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 8, 2, 128, 64, 0, SEER_BF16);
+    p.o_sh = 130;  // a row of out 260 bytes from the last: not 8-byte aligned
+    CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "out rows"));
 }
 
 int main(void) {
