@@ -122,8 +122,8 @@ int decode_pick_splits_cuda(int B, int HKV, int max_tiles);
 // example the selection kernel that writes block_idx): no input is read before that kernel has
 // finished, and the kernel itself lets the next one launch when its main loop is done.
 // All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
-// 16-byte aligned q/k/v rows, 8-byte aligned out rows, the sem counters when n_split > 1,
-// max_sel <= 16384; anything else returns -1 with a message.
+// 16-byte aligned q/k/v rows, 8-byte aligned out rows, a 16-byte aligned o_part and the sem
+// counters when n_split > 1, max_sel <= 16384; anything else returns -1 with a message.
 // The input is trusted (call decode_validate on host copies first: the bench always does).
 int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err);
 #endif
