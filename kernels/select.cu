@@ -11,7 +11,8 @@
 //
 // Gate selection (the decode hot path, docs/KERNELS.md) is two kernels. gate_query_kernel
 // projects the queries: one program per (16 output columns, KV head, 16 sequences, half of the
-// input rows) on the tensor cores, so each Wq column is read once per 16 sequences.
+// input rows) on the tensor cores, so each Wq column is read once per 16 sequences; it is itself
+// a programmatic dependent of the kernel before it (its Wq slice is loaded before the wait).
 // gate_select_kernel, one program per (sequence, KV head), is launched as its programmatic
 // dependent: it starts copying its first K-compression rows into shared memory (bulk copies)
 // while the projection runs, then waits for it, copies the rest of the first 512 rows, one warp
@@ -544,12 +545,13 @@ __global__ void __launch_bounds__(kProjThreads)
     uint16_t *w_s = reinterpret_cast<uint16_t *>(smem_raw), *x_s = w_s + n_in * kProjCols;
     float(*red)[kProjSeqs][kProjCols] =
         reinterpret_cast<float(*)[kProjSeqs][kProjCols]>(x_s + kProjSeqs * xs);
-    launch_dependents();  // the selection kernel starts streaming its K-compression rows now
     const uint16_t *w = wq + ((int64_t)kvh * n_all + part * n_in) * kDG + kProjCols * cs;
-    for (int i = tid; i < n_in * 2; i += kProjThreads) {
+    for (int i = tid; i < n_in * 2; i += kProjThreads) {  // weights: no kernel before this one writes them
         const int k = i >> 1, h = i & 1;
         cp_async16(w_s + k * kProjCols + 8 * (h ^ ((k >> 2) & 1)), w + (int64_t)k * kDG + 8 * h, 16);
     }
+    grid_dependency_wait();  // PDL: every kernel before this one has finished past this line
+    launch_dependents();     // so the selection kernel, started now, may read kcomp before its own wait
     for (int i = tid; i < kProjSeqs * (n_in / 8); i += kProjThreads) {
         const int s = i / (n_in / 8), ch = i % (n_in / 8), b = b0 + s;
         const uint16_t *src = b < c.B ? q_nope + ((int64_t)b * c.HKV + kvh) * n_all + part * n_in + 8 * ch : q_nope;
@@ -1073,19 +1075,27 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     cudaStream_t s = (cudaStream_t)stream;
     dim3 pgrid(kDG / kProjCols, c->HKV, ceil_div(c->B, kProjSeqs) * kProjSplit);
     const int psmem = proj_smem_bytes(c->G);
-    if (dtype == SEER_BF16)
-        gate_query_kernel<true><<<pgrid, kProjThreads, psmem, s>>>(qproj, (const uint16_t *)q_nope, wq, *c);
-    else
-        gate_query_kernel<false><<<pgrid, kProjThreads, psmem, s>>>(qproj, (const uint16_t *)q_nope, wq, *c);
-    if (launched("gate_query_kernel", err)) return -1;
-    // The projection is launched plainly, so it starts once everything before it on the stream
-    // has finished; the selection kernel, its programmatic dependent, may therefore read kcomp,
-    // cache_len and qnorm before its griddepcontrol.wait, and only waits for qproj.
-    const KcType kc_type = c->kcomp_fp8 ? KC_E4M3 : dtype == SEER_BF16 ? KC_BF16 : KC_F16;
-    const GateSelectFn kernel = gate_select_kernel_for(kc_type, ceil_div(c->nb_max, kSelThreads));
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t pcfg = {};
+    pcfg.gridDim = pgrid;
+    pcfg.blockDim = dim3(kProjThreads);
+    pcfg.dynamicSmemBytes = psmem;
+    pcfg.stream = s;
+    pcfg.attrs = &attr;
+    pcfg.numAttrs = 1;
+    const uint16_t *qn = (const uint16_t *)q_nope;
+    cudaError_t e = dtype == SEER_BF16 ? cudaLaunchKernelEx(&pcfg, gate_query_kernel<true>, qproj, qn, wq, *c)
+                                       : cudaLaunchKernelEx(&pcfg, gate_query_kernel<false>, qproj, qn, wq, *c);
+    if (e != cudaSuccess) return seer_fail(err, "select.cu: gate_query_kernel: %s", cudaGetErrorString(e));
+    if (launched("gate_query_kernel", err)) return -1;
+    // Both kernels are programmatic dependents. The projection lets the selection kernel start only
+    // after its own griddepcontrol.wait, so everything before the projection on the stream has
+    // finished by then: the selection kernel may read kcomp, cache_len and qnorm before its
+    // griddepcontrol.wait, and only waits for qproj.
+    const KcType kc_type = c->kcomp_fp8 ? KC_E4M3 : dtype == SEER_BF16 ? KC_BF16 : KC_F16;
+    const GateSelectFn kernel = gate_select_kernel_for(kc_type, ceil_div(c->nb_max, kSelThreads));
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(c->B, c->HKV);
     cfg.blockDim = dim3(kSelThreads);
@@ -1096,7 +1106,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     const float *qp = qproj;
     const unsigned char *kc = (const unsigned char *)kcomp;
     const RopeInv inv = rope_inv(c->rope_theta);
-    cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, idx, qp, kc, cache_len, qnorm, *c, inv);
+    e = cudaLaunchKernelEx(&cfg, kernel, idx, qp, kc, cache_len, qnorm, *c, inv);
     if (e != cudaSuccess) return seer_fail(err, "select.cu: gate_select_kernel: %s", cudaGetErrorString(e));
     return launched("gate_select_kernel", err);
 }

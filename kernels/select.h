@@ -107,8 +107,9 @@ int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block
                              const uint16_t *wk, const float *knorm, SeerDType dtype,
                              const SelectConfig *c, void *stream, SeerErr *err);
 // Gate query projection + norm + RoPE, scores, top-k / threshold, forced blocks, list: two
-// launches on `stream` (the projection, then the selection as its programmatic dependent, which
-// starts reading the K-compression cache while the projection runs). The selection kernel
+// launches on `stream` (the projection, a programmatic dependent of the kernel before it that
+// loads its weights before griddepcontrol.wait, then the selection as its programmatic dependent,
+// which starts reading the K-compression cache once every kernel before the projection is done). The selection kernel
 // executes griddepcontrol.launch_dependents early, so a following kernel launched with
 // programmatic dependent launch (DecodeParams.pdl) starts as soon as SMs free up; it must
 // griddepcontrol.wait before reading idx. ws: select_gate_ws_bytes(c) of device memory holding

@@ -163,6 +163,85 @@ static void test_gate(void) {
     gate_case(2, 1, 8, 4096, len2, 8192, 0, SEER_F16, 3, 1);
 }
 
+// Device buffers of one decode step's selection: the K-compression update, then the gate.
+typedef struct {
+    SelectConfig c;
+    void *raw, *wk, *kn, *blk, *kc, *q, *wq, *qn, *len, *ws, *idx;
+    int n_idx;
+    cudaStream_t st;
+} GateStep;
+
+static void step_update(GateStep *g) {
+    SeerErr err;
+    if (select_kcomp_update_cuda(g->kc, g->raw, g->blk, g->wk, g->kn, SEER_BF16, &g->c, g->st, &err))
+        seer_die("%s", err.msg);
+}
+
+// The gate selection on the step's stream; waits for it and copies the lists to out.
+static void step_select(GateStep *g, int32_t *out) {
+    SeerErr err;
+    if (select_gate_cuda(g->idx, g->ws, g->q, g->kc, g->len, g->wq, g->qn, SEER_BF16, &g->c, g->st, &err))
+        seer_die("%s", err.msg);
+    sync_or_die("gate select");
+    cudaMemcpy(out, g->idx, 4 * g->n_idx, cudaMemcpyDeviceToHost);
+}
+
+// A decode step's order on one stream with no host sync: the K-compression update of a block that
+// just completed, then the gate selection (whose kernels start early by programmatic dependent
+// launch; the selection kernel reads the cache before its griddepcontrol.wait). Block j's rows
+// start out as -64 times their final value, so a selection that read them before the update
+// finished would differ from the same selection run after a device sync.
+static void test_gate_after_update(void) {
+    enum { B = 4, HKV = 2, G = 8, HD = 128, DG = 128, NB = 256, J = 200 };
+    GateStep g = {.c = {B, HKV, G, HD, DG, NB, 0, 1024, 0, 1e6f, 0, 0}};  // the buffers are set below
+    g.c.max_sel = select_needed_max_sel(&g.c, SELECT_GATE);
+    const int64_t nraw = (int64_t)B * HKV * 64 * HD, nwk = (int64_t)HKV * 3 * HD * DG;
+    const int64_t nkc = (int64_t)B * HKV * NB * DG, nq = (int64_t)B * HKV * G * HD, nwq = (int64_t)HKV * G * HD * DG;
+    uint16_t *raw_b = xmalloc(2 * nraw), *wk_b = xmalloc(2 * nwk), *kc_b = xmalloc(2 * nkc);
+    uint16_t *q_b = xmalloc(2 * nq), *wq_b = xmalloc(2 * nwq);
+    float *scratch = xmalloc(4 * nkc), kn[DG], qn[DG];
+    rand_pair(raw_b, scratch, nraw, 2, SEER_BF16), rand_pair(wk_b, scratch, nwk, 0.05f, SEER_BF16);
+    rand_pair(kc_b, scratch, nkc, 1.5f, SEER_BF16), rand_pair(q_b, scratch, nq, 2, SEER_BF16);
+    rand_pair(wq_b, scratch, nwq, 0.05f, SEER_BF16);
+    for (int i = 0; i < DG; i++) kn[i] = 1 + 0.5f * frand(), qn[i] = 1 + 0.3f * frand();
+    int32_t len[B], block[B];
+    for (int b = 0; b < B; b++) len[b] = (J + 1) * 64 + 5 + b, block[b] = J;
+    g.raw = to_dev(raw_b, 2 * nraw), g.wk = to_dev(wk_b, 2 * nwk), g.kn = to_dev(kn, sizeof kn);
+    g.blk = to_dev(block, sizeof block), g.kc = to_dev(kc_b, 2 * nkc), g.q = to_dev(q_b, 2 * nq);
+    g.wq = to_dev(wq_b, 2 * nwq), g.qn = to_dev(qn, sizeof qn), g.len = to_dev(len, sizeof len);
+    g.ws = to_dev(NULL, select_gate_ws_bytes(&g.c));
+    g.n_idx = B * HKV * g.c.max_sel;
+    g.idx = to_dev(NULL, 4 * g.n_idx);
+    CUDA_OK(cudaStreamCreate(&g.st));
+    int32_t *piped = xmalloc(4 * g.n_idx), *synced = xmalloc(4 * g.n_idx), *stale = xmalloc(4 * g.n_idx);
+    step_update(&g);
+    sync_or_die("kcomp update");
+    cudaMemcpy(kc_b, g.kc, 2 * nkc, cudaMemcpyDeviceToHost);
+    step_select(&g, synced);
+    for (int64_t r = 0; r < (int64_t)B * HKV; r++)  // poison block J: -64 x its final row
+        for (int d = 0; d < DG; d++) {
+            uint16_t *x = kc_b + (r * NB + J) * DG + d;
+            *x = f32_to_bf16(-64 * bf16_to_f32(*x));
+        }
+    cudaMemcpy(g.kc, kc_b, 2 * nkc, cudaMemcpyHostToDevice);
+    step_select(&g, stale);
+    int rounds_same = 0;
+    for (int round = 0; round < 20; round++) {  // update -> select back to back, re-poisoned each round
+        cudaMemcpy(g.kc, kc_b, 2 * nkc, cudaMemcpyHostToDevice);
+        step_update(&g);
+        step_select(&g, piped);
+        rounds_same += !memcmp(piped, synced, 4 * g.n_idx);
+    }
+    const int poison_seen = memcmp(stale, synced, 4 * g.n_idx) != 0;
+    printf("    update -> gate select on one stream: %d/20 rounds identical to the synced run "
+           "(poisoned rows change the lists: %s)\n", rounds_same, poison_seen ? "yes" : "no");
+    CHECK(poison_seen && rounds_same == 20);
+    cudaStreamDestroy(g.st);
+    void *dev[] = {g.raw, g.wk, g.kn, g.blk, g.kc, g.q, g.wq, g.qn, g.len, g.ws, g.idx};
+    for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
+    free(raw_b), free(wk_b), free(kc_b), free(q_b), free(wq_b), free(scratch), free(piped), free(synced), free(stale);
+}
+
 static void test_oracle_quest(void) {
     for (int ti = 0; ti < 2; ti++) {
         SeerDType t = ti ? SEER_F16 : SEER_BF16;
@@ -230,6 +309,7 @@ static void test_oracle_quest(void) {
 int main(void) {
     gpu_test_rng = 99;
     RUN(test_kcomp_update);
+    RUN(test_gate_after_update);
     RUN(test_gate);
     RUN(test_oracle_quest);
     return test_summary();
