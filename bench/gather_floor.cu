@@ -10,6 +10,7 @@
 
 extern "C" {
 #include "bench/gather_floor.h"
+#include "common/cuda_check.h"
 }
 
 namespace {
@@ -102,14 +103,8 @@ extern "C" int gather_floor_cuda(const DecodeParams *p, uint32_t *sink, void *st
     if (!aligned16(p->k) || !aligned16(p->v) || (p->k_sb | p->k_sh | p->k_st | p->v_sb | p->v_sh | p->v_st) % 8)
         return seer_fail(err, "gather_floor.cu: k/v rows must be 16-byte aligned (strides multiples of 8)");
     cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr.val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3((p->max_sel + kSlots - 1) / kSlots, p->HKV, p->B);
-    cfg.blockDim = dim3(kThreads);
-    cfg.stream = (cudaStream_t)stream;
-    cfg.attrs = &attr;
-    cfg.numAttrs = p->pdl ? 1 : 0;
+    const dim3 grid((p->max_sel + kSlots - 1) / kSlots, p->HKV, p->B);
+    cudaLaunchConfig_t cfg = launch_config(grid, dim3(kThreads), 0, stream, p->pdl, &attr);
     cudaError_t e = cudaLaunchKernelEx(&cfg, gather_floor_kernel, *p, sink);
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess) return seer_fail(err, "gather_floor.cu: kernel launch: %s", cudaGetErrorString(e));

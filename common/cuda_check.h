@@ -31,3 +31,18 @@ static inline uint64_t cuda_device_bit(void) {
     int d = 0;
     return cudaGetDevice(&d) == cudaSuccess && d >= 0 && d < 64 ? 1ull << d : 0;
 }
+
+// A cudaLaunchKernelEx configuration on `stream`; with pdl = 1 the kernel is launched as a
+// programmatic dependent of the kernel before it (it may start before that one ends and must
+// griddepcontrol.wait before reading its output). attr: storage for the attribute, alive until
+// the launch.
+static inline cudaLaunchConfig_t launch_config(dim3 grid, dim3 block, size_t smem, void *stream, int pdl,
+                                               cudaLaunchAttribute *attr) {
+    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr->val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {0};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem;
+    cfg.stream = (cudaStream_t)stream;
+    cfg.attrs = attr, cfg.numAttrs = pdl ? 1 : 0;
+    return cfg;
+}

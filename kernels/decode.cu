@@ -452,15 +452,8 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
         return seer_fail(err, "decode.cu: the o_part workspace must be 16-byte aligned");
     if (set_smem_once(err)) return -1;
     cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr.val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(p->n_split, p->HKV, p->B);
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
-    cfg.stream = (cudaStream_t)stream;
-    cfg.attrs = &attr;
-    cfg.numAttrs = p->pdl ? 1 : 0;
+    const size_t smem = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
+    cudaLaunchConfig_t cfg = launch_config(dim3(p->n_split, p->HKV, p->B), dim3(kThreads), smem, stream, p->pdl, &attr);
     cudaError_t e = p->dtype == SEER_BF16 ? cudaLaunchKernelEx(&cfg, decode_split_kernel<true>, *p)
                                           : cudaLaunchKernelEx(&cfg, decode_split_kernel<false>, *p);
     if (e == cudaSuccess) e = cudaGetLastError();

@@ -1076,15 +1076,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     dim3 pgrid(kDG / kProjCols, c->HKV, ceil_div(c->B, kProjSeqs) * kProjSplit);
     const int psmem = proj_smem_bytes(c->G);
     cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr.val.programmaticStreamSerializationAllowed = 1;
-    cudaLaunchConfig_t pcfg = {};
-    pcfg.gridDim = pgrid;
-    pcfg.blockDim = dim3(kProjThreads);
-    pcfg.dynamicSmemBytes = psmem;
-    pcfg.stream = s;
-    pcfg.attrs = &attr;
-    pcfg.numAttrs = 1;
+    const cudaLaunchConfig_t pcfg = launch_config(pgrid, dim3(kProjThreads), psmem, s, 1, &attr);
     const uint16_t *qn = (const uint16_t *)q_nope;
     cudaError_t e = dtype == SEER_BF16 ? cudaLaunchKernelEx(&pcfg, gate_query_kernel<true>, qproj, qn, wq, *c)
                                        : cudaLaunchKernelEx(&pcfg, gate_query_kernel<false>, qproj, qn, wq, *c);
@@ -1096,13 +1088,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     // griddepcontrol.wait, and only waits for qproj.
     const KcType kc_type = c->kcomp_fp8 ? KC_E4M3 : dtype == SEER_BF16 ? KC_BF16 : KC_F16;
     const GateSelectFn kernel = gate_select_kernel_for(kc_type, ceil_div(c->nb_max, kSelThreads));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(c->B, c->HKV);
-    cfg.blockDim = dim3(kSelThreads);
-    cfg.dynamicSmemBytes = gate_smem_bytes(kc_type);
-    cfg.stream = s;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
+    const cudaLaunchConfig_t cfg = launch_config(dim3(c->B, c->HKV), dim3(kSelThreads), gate_smem_bytes(kc_type), s, 1, &attr);
     const float *qp = qproj;
     const unsigned char *kc = (const unsigned char *)kcomp;
     const RopeInv inv = rope_inv(c->rope_theta);
