@@ -4,7 +4,8 @@
 //
 // For each cache length: the selection alone, the sparse decode kernel alone over the lists the
 // selection wrote, and the two back to back (selection -> sparse decode), the decode launched
-// plain and with programmatic dependent launch (DecodeParams.pdl). Each is timed as a stream of
+// plain, with programmatic dependent launch (DecodeParams.pdl), and with PDL and the lists' ready
+// flags (DecodeParams.list_ready: each decode program waits for its own list only). Each is timed as a stream of
 // --iters calls (CUDA events) and as the same calls replayed in one CUDA graph (median of 5
 // replays), which is how a decode engine runs them. The K-compression caches are rotated over
 // sets larger than 4x L2 together, so every selection reads its 128 KB per (sequence, KV head)
@@ -40,8 +41,9 @@ static void usage(FILE *f) {
             "usage: seer bench select [options]\n\n"
             "Times the gate selection (select_gate_cuda) against the 90%%-sparse decode kernel it\n"
             "feeds (64 query / 8 KV heads, head dim 128, gate dim 128, bf16): the selection alone,\n"
-            "the sparse kernel alone, and selection -> sparse decode, the decode launched plain and\n"
-            "with programmatic dependent launch; each as a stream of calls and replayed in a CUDA graph.\n\n"
+            "the sparse kernel alone, and selection -> sparse decode, the decode launched plain, with\n"
+            "programmatic dependent launch, and with PDL and the lists' ready flags (each decode program\n"
+            "waits for its own list only); each as a stream of calls and replayed in a CUDA graph.\n\n"
             "  --batch N        sequences (default 16)\n"
             "  --cache LIST     cache lengths in tokens, k = 1024 (default 32k)\n"
             "  --sparsity S     token budget = (1 - S) x cache (default 0.9)\n"
@@ -119,36 +121,38 @@ typedef struct {
     void *kc[64];
     uint16_t *q_nope, *wq;
     int32_t *idx[64], *len;
+    int32_t *ready;  // [B, HKV] the lists' ready flags (RUN_PIPE_FLAGS)
     float *qnorm, *qproj;  // [DG], the selection's workspace (select_gate_ws_bytes)
     DecodeParams dec;  // block_idx and pdl set per call
 } Bench;
 
 // What one timed call does (i: call number, picks the set).
-typedef enum { RUN_SELECT, RUN_DECODE, RUN_PIPE_PLAIN, RUN_PIPE_PDL } RunKind;
+typedef enum { RUN_SELECT, RUN_DECODE, RUN_PIPE_PLAIN, RUN_PIPE_PDL, RUN_PIPE_FLAGS, RUN_KINDS } RunKind;
 
 typedef struct {
     Bench *b;
     RunKind kind;
 } Call;
 
-static void select_call(Bench *b, int set, cudaStream_t st) {
+// flags: the selection sets the lists' ready flags (only when the decode after it clears them).
+static void select_call(Bench *b, int set, int flags, cudaStream_t st) {
     SeerErr err;
-    if (select_gate_cuda(b->idx[set], b->qproj, b->q_nope, b->kc[set], b->len, b->wq, b->qnorm, SEER_BF16,
+    if (select_gate_cuda(b->idx[set], flags ? b->ready : NULL, b->qproj, b->q_nope, b->kc[set], b->len, b->wq, b->qnorm, SEER_BF16,
                          &b->c, st, &err))
         seer_die("%s", err.msg);
 }
 
-static void decode_call(Bench *b, int set, int pdl, cudaStream_t st) {
+static void decode_call(Bench *b, int set, int pdl, int flags, cudaStream_t st) {
     SeerErr err;
     DecodeParams p = b->dec;
-    p.block_idx = b->idx[set], p.pdl = pdl;
+    p.block_idx = b->idx[set], p.pdl = pdl, p.list_ready = flags ? b->ready : NULL;
     if (decode_attention_cuda(&p, st, &err)) seer_die("%s", err.msg);
 }
 
 static void run_call(const Call *k, int i, cudaStream_t st) {
-    const int set = i % k->b->n_set;
-    if (k->kind != RUN_DECODE) select_call(k->b, set, st);
-    if (k->kind != RUN_SELECT) decode_call(k->b, set, k->kind == RUN_PIPE_PDL, st);
+    const int set = i % k->b->n_set, flags = k->kind == RUN_PIPE_FLAGS;
+    if (k->kind != RUN_DECODE) select_call(k->b, set, flags, st);
+    if (k->kind != RUN_SELECT) decode_call(k->b, set, k->kind >= RUN_PIPE_PDL, flags, st);
 }
 
 // Mean us per call of iters calls issued on a stream, after 3 warm-up calls.
@@ -202,10 +206,11 @@ static double time_graph(const Call *k, int iters, cudaStream_t st) {
 
 typedef struct {
     int cache, budget, max_sel, n_set, n_split, entries;
-    double us[4][2];  // [RunKind][stream, graph]
+    double us[RUN_KINDS][2];  // [RunKind][stream, graph]
 } SelRow;
 
-static const char *kind_name[4] = {"selection", "sparse decode", "selection -> decode", "selection -> decode (PDL)"};
+static const char *kind_name[RUN_KINDS] = {"selection", "sparse decode", "selection -> decode",
+                                           "selection -> decode (PDL)", "selection -> decode (flags)"};
 
 // Allocates and fills one cache length's buffers; runs the selection once per set and checks the
 // lists with decode_validate (they must be valid sparse-decode input).
@@ -252,8 +257,10 @@ static void bench_init(Bench *b, const SelOpts *o, int T, size_t l2) {
     b->dec.lse_part = dev_alloc(sizeof(float) * B * SEL_HEADS * b->dec.n_split);
     b->dec.sem = dev_alloc(sizeof(int32_t) * B * HKV);
     CUDA_OK(cudaMemset(b->dec.sem, 0, sizeof(int32_t) * B * HKV));
+    b->ready = dev_alloc(sizeof(int32_t) * B * HKV);
+    CUDA_OK(cudaMemset(b->ready, 0, sizeof(int32_t) * B * HKV));
     for (int i = 0; i < b->n_set; i++) {
-        select_call(b, i, NULL);
+        select_call(b, i, 0, NULL);
         CUDA_OK(cudaMemcpy(lists, b->idx[i], n_list * 4, cudaMemcpyDeviceToHost));
         b->dec.block_idx = b->idx[i];
         if (decode_validate(&b->dec, len, lists, &err)) seer_die("bench select: selection lists: %s", err.msg);
@@ -265,7 +272,17 @@ static void bench_free(Bench *b) {
     for (int i = 0; i < b->n_set; i++) cudaFree(b->kc[i]), cudaFree(b->idx[i]);
     cudaFree(b->q_nope), cudaFree(b->wq), cudaFree(b->qnorm), cudaFree(b->qproj), cudaFree(b->len);
     cudaFree((void *)b->dec.q), cudaFree(b->dec.out), cudaFree((void *)b->dec.k), cudaFree((void *)b->dec.v);
-    cudaFree(b->dec.o_part), cudaFree(b->dec.lse_part), cudaFree(b->dec.sem);
+    cudaFree(b->dec.o_part), cudaFree(b->dec.lse_part), cudaFree(b->dec.sem), cudaFree(b->ready);
+}
+
+// Every decode cleared the flag its selection set: all zero after the flagged runs.
+static void check_flags_clear(const Bench *b) {
+    const int n = b->c.B * b->c.HKV;
+    int32_t *f = xmalloc(sizeof(int32_t) * n);
+    CUDA_OK(cudaMemcpy(f, b->ready, sizeof(int32_t) * n, cudaMemcpyDeviceToHost));
+    for (int i = 0; i < n; i++)
+        if (f[i]) seer_die("bench select: ready flag %d is %d after the flagged runs (expected 0)", i, f[i]);
+    free(f);
 }
 
 // Mean list length over the lists of set 0.
@@ -283,11 +300,12 @@ static SelRow bench_cache(const SelOpts *o, int T, size_t l2, cudaStream_t st) {
     Bench b;
     bench_init(&b, o, T, l2);
     SelRow r = {T, b.c.budget, b.c.max_sel, b.n_set, b.dec.n_split, mean_entries(&b), {{0}}};
-    for (int kind = 0; kind < 4; kind++) {
+    for (int kind = 0; kind < RUN_KINDS; kind++) {
         Call k = {&b, (RunKind)kind};
         r.us[kind][0] = time_stream(&k, o->iters, st);
         r.us[kind][1] = time_graph(&k, o->iters, st);
     }
+    check_flags_clear(&b);
     bench_free(&b);
     return r;
 }
@@ -297,15 +315,18 @@ static void print_row(const SelRow *r, int batch) {
     printf("\nbatch %d, cache %d: budget %d tokens, lists of %d entries (%d used), %d K-comp sets, "
            "decode splits %d\n", batch, r->cache, r->budget, r->max_sel, r->entries, r->n_set, r->n_split);
     printf("  %-28s %10s %10s\n", "us per call", "stream", "graph");
-    for (int k = 0; k < 4; k++) printf("  %-28s %10.2f %10.2f\n", kind_name[k], r->us[k][0], r->us[k][1]);
+    for (int k = 0; k < RUN_KINDS; k++) printf("  %-28s %10.2f %10.2f\n", kind_name[k], r->us[k][0], r->us[k][1]);
+    const double plain = r->us[RUN_PIPE_PLAIN][1] - dec, pdl = r->us[RUN_PIPE_PDL][1] - dec;
+    const double flags = r->us[RUN_PIPE_FLAGS][1] - dec;
     printf("  selection = %.1f%% of the sparse kernel (graph); selection -> decode adds %.2f us plain, "
-           "%.2f us with PDL over the sparse kernel alone (%.1f%% / %.1f%%)\n",
-           100 * sel / dec, r->us[RUN_PIPE_PLAIN][1] - dec, r->us[RUN_PIPE_PDL][1] - dec,
-           100 * (r->us[RUN_PIPE_PLAIN][1] - dec) / dec, 100 * (r->us[RUN_PIPE_PDL][1] - dec) / dec);
+           "%.2f us with PDL, %.2f us with PDL and ready flags over the sparse kernel alone "
+           "(%.1f%% / %.1f%% / %.1f%%)\n", 100 * sel / dec, plain, pdl, flags, 100 * plain / dec,
+           100 * pdl / dec, 100 * flags / dec);
 }
 
 static void write_json(const char *path, const SelRow *rows, int n, const SelOpts *o, const char *device) {
-    static const char *keys[4] = {"select", "sparse_decode", "pipeline_plain", "pipeline_pdl"};
+    static const char *keys[RUN_KINDS] = {"select", "sparse_decode", "pipeline_plain", "pipeline_pdl",
+                                          "pipeline_flags"};
     json_t *root = json_object(), *arr = json_array();
     for (int i = 0; i < n; i++) {
         const SelRow *r = &rows[i];
@@ -315,7 +336,7 @@ static void write_json(const char *path, const SelRow *rows, int n, const SelOpt
         json_object_set_new(p, "max_sel", json_integer(r->max_sel));
         json_object_set_new(p, "entries", json_integer(r->entries));
         json_object_set_new(p, "decode_splits", json_integer(r->n_split));
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < RUN_KINDS; k++) {
             char name[64];
             snprintf(name, sizeof name, "%s_stream_us", keys[k]);
             json_object_set_new(p, name, json_real(r->us[k][0]));
@@ -355,16 +376,18 @@ int bench_select_main(int argc, char **argv) {
         rows[i] = bench_cache(&o, o.cache[i], (size_t)prop.l2CacheSize, st);
         print_row(&rows[i], o.batch);
     }
-    printf("\n%7s %7s %9s %9s %9s %7s %10s %10s\n", "cache", "budget", "select", "sparse", "sel->dec",
-           "sel/sp", "added", "added PDL");
+    printf("\n%7s %7s %9s %9s %9s %7s %10s %10s %11s %7s\n", "cache", "budget", "select", "sparse", "sel->dec",
+           "sel/sp", "added", "added PDL", "added flags", "flags %");
     for (int i = 0; i < o.n_cache; i++) {
         const SelRow *r = &rows[i];
         const double dec = r->us[RUN_DECODE][1];
-        printf("%7d %7d %9.2f %9.2f %9.2f %6.1f%% %10.2f %10.2f\n", r->cache, r->budget,
-               r->us[RUN_SELECT][1], dec, r->us[RUN_PIPE_PDL][1], 100 * r->us[RUN_SELECT][1] / dec,
-               r->us[RUN_PIPE_PLAIN][1] - dec, r->us[RUN_PIPE_PDL][1] - dec);
+        const double flags = r->us[RUN_PIPE_FLAGS][1] - dec;
+        printf("%7d %7d %9.2f %9.2f %9.2f %6.1f%% %10.2f %10.2f %11.2f %6.1f%%\n", r->cache, r->budget,
+               r->us[RUN_SELECT][1], dec, r->us[RUN_PIPE_FLAGS][1], 100 * r->us[RUN_SELECT][1] / dec,
+               r->us[RUN_PIPE_PLAIN][1] - dec, r->us[RUN_PIPE_PDL][1] - dec, flags, 100 * flags / dec);
     }
-    printf("(us per call replayed in a CUDA graph; sel->dec with PDL; added = over the sparse kernel alone)\n");
+    printf("(us per call replayed in a CUDA graph; sel->dec with PDL and ready flags; added = over the sparse\n"
+           " kernel alone; flags %% = added flags / sparse)\n");
     if (o.json) write_json(o.json, rows, o.n_cache, &o, prop.name);
     cudaStreamDestroy(st);
     return 0;

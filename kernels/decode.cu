@@ -70,6 +70,25 @@ __device__ __forceinline__ void launch_dependents() {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 }
 
+// With list ready flags (DecodeParams.list_ready): thread 0 polls the flag of this program's list
+// with gpu-scope acquire loads until the selection program that wrote the list has released it,
+// and the block barrier orders every thread's later reads after that. A flag never set (a
+// selection that was not given the flags) traps after about 2 s instead of hanging. One split
+// clears the flag at once; with more, the pair's last program does.
+__device__ void wait_list_ready(int32_t *flag, bool clear, int tid) {
+    if (tid == 0) {
+        int32_t v;
+        for (long spins = 0;; spins++) {
+            asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(flag) : "memory");
+            if (v) break;
+            if (spins > (1L << 24)) __trap();
+            __nanosleep(64);
+        }
+        if (clear) *flag = 0;
+    }
+    __syncthreads();
+}
+
 __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -319,7 +338,10 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
     if (!is_last) return;
     __threadfence();
     combine_splits<BF16>(p, b, kvh, G, tid);
-    if (tid == 0) *sem = 0;
+    if (tid == 0) {
+        *sem = 0;
+        if (p.list_ready) p.list_ready[(int64_t)b * p.HKV + kvh] = 0;
+    }
 }
 
 template <bool BF16>
@@ -333,13 +355,20 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     const uint16_t *vb = (const uint16_t *)p.v + b * p.v_sb + kvh * p.v_sh;
     const uint32_t qs = smem_addr(smem), ring = qs + kQBytes;
     int32_t *list_s = reinterpret_cast<int32_t *>(smem + kSmem);  // [max_sel] when sparse
-    grid_dependency_wait();  // PDL: the previous kernel's writes are visible past this line
-    const int len = p.cache_len[b];
+    // With ready flags the grid has launched only once every selection program had started, so
+    // once every kernel before the selection's projection had finished (select.h): all inputs
+    // but the list may be read before the flag. Split 0 also loads its first tile early, guessing
+    // the current block (the gate selection always puts it first).
+    if (!p.list_ready) grid_dependency_wait();  // PDL: the previous kernel's writes are visible past this line
+    const int len = __ldcg(p.cache_len + b);
 
     for (int c = tid; c < 16 * kChunks; c += kThreads) {  // Q rows, zeros past G
         int r = c / kChunks, ch = c % kChunks;
         cp_async16(qs + swz(r, ch), qg + (r < G ? r : 0) * p.q_sh + ch * 8, r < G ? 16 : 0);
     }
+    const int guess = p.list_ready && split == 0 && len > 0 ? (len - 1) / kBlk : -1;
+    if (guess >= 0) load_tile(ring, ring + kTileBytes, kb, vb, p.k_st, p.v_st, guess, len, tid);
+    if (p.list_ready) wait_list_ready(p.list_ready + b * p.HKV + kvh, p.n_split == 1, tid);
     int n_tiles = (len + kBlk - 1) / kBlk;
     if (p.block_idx) {  // the list, copied with the Q rows; descending, -1 padded: binary search
         const int32_t *list = p.block_idx + b * p.idx_sb + kvh * p.idx_sh;
@@ -361,7 +390,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     decode_split_range(n_tiles, p.n_split, split, &t0, &t1);
     const int n = t1 - t0;
     for (int i = 0; i < kStages; i++) {
-        if (i < n) {
+        if (i < n && !(i == 0 && guess >= 0 && list_s[t0] == guess)) {  // the guess was right: loaded
             uint32_t ks = ring + i * 2 * kTileBytes;
             load_tile(ks, ks + kTileBytes, kb, vb, p.k_st, p.v_st,
                       p.block_idx ? list_s[t0 + i] : t0 + i, len, tid);
@@ -441,6 +470,8 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
         return seer_fail(err, "decode.cu: the GPU kernel needs BF16 or F16, got %s", dtype_name(p->dtype));
     if (p->n_split < 1 || (p->n_split > 1 && (!p->o_part || !p->lse_part || !p->sem)))
         return seer_fail(err, "decode.cu: n_split %d without the o_part/lse_part/sem workspace", p->n_split);
+    if (p->list_ready && !p->block_idx)
+        return seer_fail(err, "decode.cu: list_ready without block_idx (the flags are for sparse lists)");
     if (p->block_idx && (p->max_sel < 1 || p->max_sel > kMaxSel))
         return seer_fail(err, "decode.cu: max_sel %d is outside [1, %d]", p->max_sel, kMaxSel);
     if (!aligned16(p->q) || !aligned16(p->k) || !aligned16(p->v) ||

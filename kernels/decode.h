@@ -31,6 +31,13 @@ typedef struct {
     float *lse_part;           // [B, H, n_split] workspace: per-split natural-log LSE
     int32_t *sem;              // [B, HKV] GPU split counters (n_split > 1): zeroed once before the
                                // first launch; every launch leaves them zero. Unused on the CPU.
+    int32_t *list_ready;       // [B, HKV] GPU, sparse, or NULL: the ready flags of the lists, set by
+                               // the select_gate_cuda call that wrote block_idx just before this
+                               // launch on the stream (its `ready`). Each program then waits for
+                               // its own list's flag instead of the whole selection grid (reading
+                               // q, k, v and cache_len before it, and split 0 its guess at the
+                               // first tile, the current block), and the pair's last program
+                               // clears it. Zeroed once before the first launch. Unused on the CPU.
     int64_t q_sb, q_sh;        // strides in elements (unit stride along HD everywhere)
     int64_t k_sb, k_sh, k_st;
     int64_t v_sb, v_sh, v_st;
@@ -120,7 +127,8 @@ int decode_pick_splits_cuda(int B, int HKV, int max_tiles);
 // the last program of each (sequence, KV head) to finish merges the splits (counted in p->sem).
 // p->pdl = 1 launches it as a programmatic dependent of the previous kernel on the stream (for
 // example the selection kernel that writes block_idx): no input is read before that kernel has
-// finished, and the kernel itself lets the next one launch when its main loop is done.
+// finished (with p->list_ready: before the flag of the program's own list is set), and the
+// kernel itself lets the next one launch when its main loop is done.
 // All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
 // 16-byte aligned q/k/v rows, 8-byte aligned out rows, a 16-byte aligned o_part and the sem
 // counters when n_split > 1, max_sel <= 16384; anything else returns -1 with a message.

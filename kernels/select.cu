@@ -436,6 +436,14 @@ __device__ __forceinline__ void grid_dependency_wait() {
     asm volatile("griddepcontrol.wait;\n" ::: "memory");
 }
 
+// Sets a list's ready flag (select_gate_cuda's `ready`, DecodeParams.list_ready) once every
+// thread of the program has written its entries: the block barrier, then thread 0's gpu-scope
+// release store, so a decode program that sees the flag sees the whole list.
+__device__ void release_list(int32_t *flag) {
+    __syncthreads();
+    if (threadIdx.x == 0) asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(flag), "r"(1) : "memory");
+}
+
 __device__ __forceinline__ void mbar_init(uint64_t *bar) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n"
                  "fence.mbarrier_init.release.cluster;\n" ::"r"(smem_u32(bar))
@@ -797,7 +805,7 @@ __device__ void threshold_flags(const float (&key)[NC], int n, float threshold,
 // run the same scalar steps).
 template <KcType KC, int NC>
 __global__ void __maxnreg__(kSelRegs)
-    gate_select_kernel(int32_t *idx, const float *qproj, const unsigned char *kcomp,
+    gate_select_kernel(int32_t *idx, int32_t *ready, const float *qproj, const unsigned char *kcomp,
                        const int32_t *cache_len, const float *qnorm, SelectConfig c, RopeInv inv) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     GateSmem<KC> &sm = *reinterpret_cast<GateSmem<KC> *>(smem_raw);
@@ -825,6 +833,7 @@ __global__ void __maxnreg__(kSelRegs)
     if (len <= 0) {
         mbar_wait(&sm.bar, 0);  // no bulk copy may land after the program exits
         for (int i = tid; i < c.max_sel; i += kSelThreads) list[i] = -1;
+        if (ready) release_list(ready + pair);
         return;
     }
     if (tid < 32) finish_query(sm, qproj + pair * kDG, (int64_t)c.B * c.HKV * kDG, w, sn, cs);
@@ -860,6 +869,7 @@ __global__ void __maxnreg__(kSelRegs)
         f[ch] = (f[ch] && j < n_cand) || j == 0 || j == cur;
     }
     write_list(list, c.max_sel, f, cur + 1, sm.sel);
+    if (ready) release_list(ready + pair);
 }
 
 // ---- oracle ----------------------------------------------------------------------------------
@@ -1029,7 +1039,7 @@ extern "C" size_t select_gate_ws_bytes(const SelectConfig *c) {
     return sizeof(float) * kProjSplit * c->B * c->HKV * kDG;
 }
 
-using GateSelectFn = void (*)(int32_t *, const float *, const unsigned char *, const int32_t *,
+using GateSelectFn = void (*)(int32_t *, int32_t *, const float *, const unsigned char *, const int32_t *,
                              const float *, SelectConfig, RopeInv);
 
 template <KcType KC>
@@ -1066,7 +1076,7 @@ static int gate_attributes(SeerErr *err) {
     return 0;
 }
 
-extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, const void *kcomp,
+extern "C" int select_gate_cuda(int32_t *idx, int32_t *ready, float *ws, const void *q_nope, const void *kcomp,
                                 const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                                 SeerDType dtype, const SelectConfig *c, void *stream,
                                 SeerErr *err) {
@@ -1092,7 +1102,7 @@ extern "C" int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, con
     const float *qp = qproj;
     const unsigned char *kc = (const unsigned char *)kcomp;
     const RopeInv inv = rope_inv(c->rope_theta);
-    e = cudaLaunchKernelEx(&cfg, kernel, idx, qp, kc, cache_len, qnorm, *c, inv);
+    e = cudaLaunchKernelEx(&cfg, kernel, idx, ready, qp, kc, cache_len, qnorm, *c, inv);
     if (e != cudaSuccess) return seer_fail(err, "select.cu: gate_select_kernel: %s", cudaGetErrorString(e));
     return launched("gate_select_kernel", err);
 }

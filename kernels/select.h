@@ -112,10 +112,14 @@ int select_kcomp_update_cuda(void *kcomp, const void *kraw, const int32_t *block
 // which starts reading the K-compression cache once every kernel before the projection is done). The selection kernel
 // executes griddepcontrol.launch_dependents early, so a following kernel launched with
 // programmatic dependent launch (DecodeParams.pdl) starts as soon as SMs free up; it must
-// griddepcontrol.wait before reading idx. ws: select_gate_ws_bytes(c) of device memory holding
-// the partial query projections between the two launches (allocated by the caller).
+// griddepcontrol.wait before reading idx, or, given ready ([B, HKV] int32, zeroed once before the
+// first call; NULL: no flags), wait for its list's flag: program (b, kvh) sets ready[b, kvh] to 1
+// (a gpu-scope release) once its list is written, and a sparse decode given the same array as
+// DecodeParams.list_ready waits for that flag only and clears it. ws: select_gate_ws_bytes(c) of
+// device memory holding the partial query projections between the two launches (allocated by
+// the caller).
 size_t select_gate_ws_bytes(const SelectConfig *c);
-int select_gate_cuda(int32_t *idx, float *ws, const void *q_nope, const void *kcomp,
+int select_gate_cuda(int32_t *idx, int32_t *ready, float *ws, const void *q_nope, const void *kcomp,
                      const int32_t *cache_len, const uint16_t *wq, const float *qnorm,
                      SeerDType dtype, const SelectConfig *c, void *stream, SeerErr *err);
 // ws: [B, HKV, G, nb_max, 2] fp32 workspace (per-block max logit and sum of exp).

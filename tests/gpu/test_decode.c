@@ -156,6 +156,10 @@ static void test_refused(void) {
     p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 8, 2, 128, 64, 0, SEER_BF16);
     p.o_sh = 130;  // a row of out 260 bytes from the last: not 8-byte aligned
     CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "out rows"));
+    int32_t flag;  // never read: refused before launch
+    p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 8, 2, 128, 64, 0, SEER_BF16);
+    p.list_ready = &flag;  // ready flags on a dense call
+    CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "list_ready"));
 }
 
 int main(void) {
