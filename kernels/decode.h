@@ -127,8 +127,9 @@ int decode_pick_splits_cuda(int B, int HKV, int max_tiles);
 // the last program of each (sequence, KV head) to finish merges the splits (counted in p->sem).
 // p->pdl = 1 launches it as a programmatic dependent of the previous kernel on the stream (for
 // example the selection kernel that writes block_idx): no input is read before that kernel has
-// finished (with p->list_ready: before the flag of the program's own list is set), and the
-// kernel itself lets the next one launch when its main loop is done.
+// finished (with p->list_ready: no list before its flag is set; the other inputs as soon as the
+// program starts, when every kernel before the selection has finished), and the kernel itself
+// lets the next one launch when its main loop is done.
 // All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
 // 16-byte aligned q/k/v rows, 8-byte aligned out rows, a 16-byte aligned o_part and the sem
 // counters when n_split > 1, max_sel <= 16384; anything else returns -1 with a message.

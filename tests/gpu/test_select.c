@@ -256,6 +256,32 @@ static void *rand_dev(int64_t n, float amp, uint16_t *bits, float *f) {
     return to_dev(bits, 2 * n);
 }
 
+// A gate selection and the sparse decode of its lists, on one stream.
+typedef struct {
+    SelectConfig c;
+    DecodeParams p;  // block_idx: the selection's lists
+    void *kc, *qg, *wq, *qn, *ws;
+    cudaStream_t st;
+} SelDecode;
+
+// The selection, setting the lists' ready flags when ready is not NULL.
+static void sd_select(SelDecode *s, void *ready) {
+    SeerErr err;
+    if (select_gate_cuda((int32_t *)s->p.block_idx, ready, s->ws, s->qg, s->kc, s->p.cache_len, s->wq, s->qn,
+                         SEER_BF16, &s->c, s->st, &err))
+        seer_die("%s", err.msg);
+}
+
+// The decode with n_split splits, flags as list_ready (NULL: none, no PDL; else with PDL); waits
+// for the stream and copies the output to out.
+static void sd_decode(SelDecode *s, int n_split, void *flags, uint16_t *out) {
+    SeerErr err;
+    s->p.n_split = n_split, s->p.list_ready = flags, s->p.pdl = flags != NULL;
+    if (decode_attention_cuda(&s->p, s->st, &err)) seer_die("%s", err.msg);
+    sync_or_die(flags ? "sparse decode with ready flags" : "sparse decode");
+    cudaMemcpy(out, s->p.out, 2 * (size_t)s->p.B * s->p.H * s->p.HD, cudaMemcpyDeviceToHost);
+}
+
 // Gate selection -> sparse decode on one stream with no host sync, the decode launched with
 // programmatic dependent launch and the lists' ready flags (DecodeParams.list_ready), so each
 // decode program starts on its own list once that list's flag is set, while other selection
@@ -266,89 +292,64 @@ static void *rand_dev(int64_t n, float amp, uint16_t *bits, float *f) {
 // do not start with the current block, which split 0 loads before the flag as its first tile.
 static void test_decode_after_select(void) {
     enum { B = 4, HKV = 2, G = 8, H = HKV * G, HD = 128, DG = 128, NB = 256, TMAX = NB * 64 };
-    SelectConfig c = {B, HKV, G, HD, DG, NB, 0, 2048, 0, 1e6f, 0, 0};
-    c.max_sel = select_needed_max_sel(&c, SELECT_GATE);
+    SelDecode s = {.c = {B, HKV, G, HD, DG, NB, 0, 2048, 0, 1e6f, 0, 0}};  // the buffers are set below
+    s.c.max_sel = select_needed_max_sel(&s.c, SELECT_GATE);
     const int64_t nq = (int64_t)B * H * HD, nkv = (int64_t)B * HKV * TMAX * HD;
-    const int n_idx = B * HKV * c.max_sel, n_pair = B * HKV;
+    const int n_idx = B * HKV * s.c.max_sel, n_pair = B * HKV;
     uint16_t *bits = xmalloc(2 * nkv), *got = xmalloc(2 * nq), *ref[2] = {xmalloc(2 * nq), xmalloc(2 * nq)};
     float *f = xmalloc(4 * nkv), qn[DG];
     for (int i = 0; i < DG; i++) qn[i] = 1 + 0.3f * frand();
     const int32_t len[B] = {TMAX, TMAX - 37, 200 * 64 + 5, 64 * 64 - 1};
-    void *d_kc = rand_dev((int64_t)n_pair * NB * DG, 1.5f, bits, f), *d_qg = rand_dev(nq, 2, bits, f);
-    void *d_wq = rand_dev((int64_t)HKV * G * HD * DG, 0.05f, bits, f), *d_q = rand_dev(nq, 1, bits, f);
-    void *d_k = rand_dev(nkv, 1, bits, f), *d_v = rand_dev(nkv, 1, bits, f);
-    void *d_qn = to_dev(qn, sizeof qn), *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx);
-    void *d_ws = to_dev(NULL, select_gate_ws_bytes(&c)), *d_ready = to_dev(NULL, 4 * n_pair);
-    DecodeParams p = decode_params_contiguous(d_q, d_k, d_v, to_dev(NULL, 2 * nq), d_len, d_idx, B, H, HKV, HD,
-                                              TMAX, c.max_sel, SEER_BF16);
-    p.o_part = to_dev(NULL, 4 * 3 * nq), p.lse_part = to_dev(NULL, 4 * 3 * B * H), p.sem = to_dev(NULL, 4 * n_pair);
-    int32_t *poison = xmalloc(4 * n_idx), *ready = xmalloc(4 * n_pair);
-    for (int i = 0; i < n_idx; i++) poison[i] = -1;
-    for (int pr = 0; pr < n_pair; pr++) poison[pr * c.max_sel] = (len[pr / HKV] - 1) / 64;
-    cudaStream_t st;
-    CUDA_OK(cudaStreamCreate(&st));
-    SeerErr err;
-#define SELECT(flags) \
-    if (select_gate_cuda(d_idx, flags, d_ws, d_qg, d_kc, d_len, d_wq, d_qn, SEER_BF16, &c, st, &err)) seer_die("%s", err.msg)
-#define DECODE() \
-    if (decode_attention_cuda(&p, st, &err)) seer_die("%s", err.msg)
+    s.kc = rand_dev((int64_t)n_pair * NB * DG, 1.5f, bits, f), s.qg = rand_dev(nq, 2, bits, f);
+    s.wq = rand_dev((int64_t)HKV * G * HD * DG, 0.05f, bits, f), s.qn = to_dev(qn, sizeof qn);
+    s.ws = to_dev(NULL, select_gate_ws_bytes(&s.c));
+    void *d_q = rand_dev(nq, 1, bits, f), *d_k = rand_dev(nkv, 1, bits, f), *d_v = rand_dev(nkv, 1, bits, f);
+    void *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx), *d_ready = to_dev(NULL, 4 * n_pair);
+    s.p = decode_params_contiguous(d_q, d_k, d_v, to_dev(NULL, 2 * nq), d_len, d_idx, B, H, HKV, HD, TMAX,
+                                   s.c.max_sel, SEER_BF16);
+    s.p.o_part = to_dev(NULL, 4 * 3 * nq), s.p.lse_part = to_dev(NULL, 4 * 3 * B * H), s.p.sem = to_dev(NULL, 4 * n_pair);
+    int32_t *stale = xmalloc(4 * n_idx), *ready = xmalloc(4 * n_pair);
+    for (int i = 0; i < n_idx; i++) stale[i] = -1;
+    for (int pr = 0; pr < n_pair; pr++) stale[pr * s.c.max_sel] = (len[pr / HKV] - 1) / 64;
+    CUDA_OK(cudaStreamCreate(&s.st));
     for (int si = 0; si < 2; si++) {  // the synced references, 1 and 3 splits
-        p.n_split = si ? 3 : 1;
-        SELECT(NULL);
+        sd_select(&s, NULL);
         sync_or_die("gate select");
-        DECODE();
-        sync_or_die("sparse decode");
-        cudaMemcpy(ref[si], p.out, 2 * nq, cudaMemcpyDeviceToHost);
+        sd_decode(&s, si ? 3 : 1, NULL, ref[si]);
     }
-    cudaMemcpy(d_idx, poison, 4 * n_idx, cudaMemcpyHostToDevice);
-    p.n_split = 1;
-    DECODE();
-    sync_or_die("sparse decode");
-    cudaMemcpy(got, p.out, 2 * nq, cudaMemcpyDeviceToHost);
-    const int poison_seen = memcmp(got, ref[0], 2 * nq) != 0;
-    int rounds_same = 0, flags_left = 0;
-    p.pdl = 1, p.list_ready = d_ready;
+    cudaMemcpy(d_idx, stale, 4 * n_idx, cudaMemcpyHostToDevice);
+    sd_decode(&s, 1, NULL, got);
+    const int stale_seen = memcmp(got, ref[0], 2 * nq) != 0;
+    int rounds_same = 0, other_same = 0, flags_left = 0;
     for (int round = 0; round < 20; round++) {
-        cudaMemcpy(d_idx, poison, 4 * n_idx, cudaMemcpyHostToDevice);
-        p.n_split = round % 2 ? 3 : 1;
-        SELECT(d_ready);
-        DECODE();
-        sync_or_die("gate select -> sparse decode with ready flags");
-        cudaMemcpy(got, p.out, 2 * nq, cudaMemcpyDeviceToHost);
+        cudaMemcpy(d_idx, stale, 4 * n_idx, cudaMemcpyHostToDevice);
+        sd_select(&s, d_ready);
+        sd_decode(&s, round % 2 ? 3 : 1, d_ready, got);
         rounds_same += !memcmp(got, ref[round % 2], 2 * nq);
     }
-    // Lists that do not start with the current block ([cur - 1, 0]): split 0's early first tile
-    // is the wrong one and must be replaced. The flags are set by hand; plain decode as reference.
-    for (int i = 0; i < n_idx; i++) poison[i] = -1;
+    // Lists not led by the current block ([cur - 1, 0]): split 0's early first tile is the wrong
+    // one and must be replaced. The flags are set by hand; the decode without them is the reference.
     for (int pr = 0; pr < n_pair; pr++)
-        poison[pr * c.max_sel] = (len[pr / HKV] - 1) / 64 - 1, poison[pr * c.max_sel + 1] = 0;
-    cudaMemcpy(d_idx, poison, 4 * n_idx, cudaMemcpyHostToDevice);
-    int other_same = 0;
+        stale[pr * s.c.max_sel] = (len[pr / HKV] - 1) / 64 - 1, stale[pr * s.c.max_sel + 1] = 0;
+    cudaMemcpy(d_idx, stale, 4 * n_idx, cudaMemcpyHostToDevice);
     for (int si = 0; si < 2; si++) {
-        p.n_split = si ? 3 : 1, p.pdl = 0, p.list_ready = NULL;
-        DECODE();
-        sync_or_die("sparse decode");
-        cudaMemcpy(ref[si], p.out, 2 * nq, cudaMemcpyDeviceToHost);
+        sd_decode(&s, si ? 3 : 1, NULL, ref[si]);
         for (int pr = 0; pr < n_pair; pr++) ready[pr] = 1;
         cudaMemcpy(d_ready, ready, 4 * n_pair, cudaMemcpyHostToDevice);
-        p.list_ready = d_ready;
-        DECODE();
-        sync_or_die("sparse decode with ready flags");
-        cudaMemcpy(got, p.out, 2 * nq, cudaMemcpyDeviceToHost);
+        sd_decode(&s, si ? 3 : 1, d_ready, got);
         other_same += !memcmp(got, ref[si], 2 * nq);
     }
-#undef SELECT
-#undef DECODE
     cudaMemcpy(ready, d_ready, 4 * n_pair, cudaMemcpyDeviceToHost);
     for (int pr = 0; pr < n_pair; pr++) flags_left += ready[pr] != 0;
     printf("    gate select -> sparse decode (PDL, ready flags) on one stream: %d/20 rounds identical to the "
            "synced run (the stale lists change the output: %s); lists not led by the current block: %d/2 "
-           "identical; %d flags left set\n", rounds_same, poison_seen ? "yes" : "no", other_same, flags_left);
-    CHECK(poison_seen && rounds_same == 20 && other_same == 2 && flags_left == 0);
-    cudaStreamDestroy(st);
-    void *dev[] = {d_kc, d_qg, d_wq, d_q, d_k, d_v, d_qn, d_len, d_idx, d_ws, d_ready, p.out, p.o_part, p.lse_part, p.sem};
+           "identical; %d flags left set\n", rounds_same, stale_seen ? "yes" : "no", other_same, flags_left);
+    CHECK(stale_seen && rounds_same == 20 && other_same == 2 && flags_left == 0);
+    cudaStreamDestroy(s.st);
+    void *dev[] = {s.kc, s.qg, s.wq, s.qn, s.ws, d_q, d_k, d_v, d_len, d_idx, d_ready,
+                   s.p.out, s.p.o_part, s.p.lse_part, s.p.sem};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
-    free(bits), free(got), free(ref[0]), free(ref[1]), free(f), free(poison), free(ready);
+    free(bits), free(got), free(ref[0]), free(ref[1]), free(f), free(stale), free(ready);
 }
 
 static void test_oracle_quest(void) {
