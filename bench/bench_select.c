@@ -152,7 +152,8 @@ static void decode_call(Bench *b, int set, int pdl, int flags, cudaStream_t st) 
 static void run_call(const Call *k, int i, cudaStream_t st) {
     const int set = i % k->b->n_set, flags = k->kind == RUN_PIPE_FLAGS;
     if (k->kind != RUN_DECODE) select_call(k->b, set, flags, st);
-    if (k->kind != RUN_SELECT) decode_call(k->b, set, k->kind >= RUN_PIPE_PDL, flags, st);
+    const int pdl = k->kind == RUN_PIPE_PDL || flags;
+    if (k->kind != RUN_SELECT) decode_call(k->b, set, pdl, flags, st);
 }
 
 // Mean us per call of iters calls issued on a stream, after 3 warm-up calls.
