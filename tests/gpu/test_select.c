@@ -265,7 +265,7 @@ typedef struct {
 } SelDecode;
 
 // The selection, setting the lists' ready flags when ready is not NULL.
-static void sd_select(SelDecode *s, void *ready) {
+static void sd_select(SelDecode *s, int32_t *ready) {
     SeerErr err;
     if (select_gate_cuda((int32_t *)s->p.block_idx, ready, s->ws, s->qg, s->kc, s->p.cache_len, s->wq, s->qn,
                          SEER_BF16, &s->c, s->st, &err))
@@ -274,12 +274,12 @@ static void sd_select(SelDecode *s, void *ready) {
 
 // The decode with n_split splits, flags as list_ready (NULL: none, no PDL; else with PDL); waits
 // for the stream and copies the output to out.
-static void sd_decode(SelDecode *s, int n_split, void *flags, uint16_t *out) {
+static void sd_decode(SelDecode *s, int n_split, int32_t *flags, uint16_t *out) {
     SeerErr err;
     s->p.n_split = n_split, s->p.list_ready = flags, s->p.pdl = flags != NULL;
     if (decode_attention_cuda(&s->p, s->st, &err)) seer_die("%s", err.msg);
     sync_or_die(flags ? "sparse decode with ready flags" : "sparse decode");
-    cudaMemcpy(out, s->p.out, 2 * (size_t)s->p.B * s->p.H * s->p.HD, cudaMemcpyDeviceToHost);
+    CUDA_OK(cudaMemcpy(out, s->p.out, 2 * (size_t)s->p.B * s->p.H * s->p.HD, cudaMemcpyDeviceToHost));
 }
 
 // Gate selection -> sparse decode on one stream with no host sync, the decode launched with
@@ -304,7 +304,8 @@ static void test_decode_after_select(void) {
     s.wq = rand_dev((int64_t)HKV * G * HD * DG, 0.05f, bits, f), s.qn = to_dev(qn, sizeof qn);
     s.ws = to_dev(NULL, select_gate_ws_bytes(&s.c));
     void *d_q = rand_dev(nq, 1, bits, f), *d_k = rand_dev(nkv, 1, bits, f), *d_v = rand_dev(nkv, 1, bits, f);
-    void *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx), *d_ready = to_dev(NULL, 4 * n_pair);
+    void *d_len = to_dev(len, sizeof len), *d_idx = to_dev(NULL, 4 * n_idx);
+    int32_t *d_ready = to_dev(NULL, 4 * n_pair);
     s.p = decode_params_contiguous(d_q, d_k, d_v, to_dev(NULL, 2 * nq), d_len, d_idx, B, H, HKV, HD, TMAX,
                                    s.c.max_sel, SEER_BF16);
     s.p.o_part = to_dev(NULL, 4 * 3 * nq), s.p.lse_part = to_dev(NULL, 4 * 3 * B * H), s.p.sem = to_dev(NULL, 4 * n_pair);
