@@ -467,10 +467,9 @@ int bench_decode_main(int argc, char **argv) {
     Opts o;
     parse_opts(&o, argc, argv);
     json_t *sdpa = load_sdpa(&o);
-    int dev;
     struct cudaDeviceProp prop;
-    CUDA_OK(cudaGetDevice(&dev));
-    CUDA_OK(cudaGetDeviceProperties(&prop, dev));
+    SeerErr err;
+    if (cuda_current_device(&prop, "bench decode", &err)) seer_die("%s", err.msg);
     size_t l2 = (size_t)prop.l2CacheSize;
     double copy_bw = copy_bandwidth();
     printf("device %s, %d SMs, L2 %.0f MB, copy %.0f GB/s (read + write), decode launched %s PDL, %s%s\n",

@@ -243,11 +243,7 @@ static int bench_forward(int argc, char **argv) {
     AttnShape s;
     if (read_shape(&s, a.config, &err)) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
     struct cudaDeviceProp prop;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
-        fprintf(stderr, "seer: bench forward: no CUDA device\n");
-        return 1;
-    }
+    if (cuda_current_device(&prop, "bench forward", &err)) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
     printf("device: %s (%d SMs), config %s: H %d, HKV %d, HD %d\n", prop.name, prop.multiProcessorCount,
            a.config, s.H, s.HKV, s.HD);
     int one = a.tokens, *lens = xmalloc(sizeof(int) * (size_t)a.tokens);

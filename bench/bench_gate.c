@@ -191,6 +191,8 @@ int bench_gate_main(int argc, char **argv) {
     BenchArgs a;
     if (parse_args(&a, argc, argv)) return 2;
     SeerErr err;
+    struct cudaDeviceProp prop;
+    if (cuda_current_device(&prop, "bench gate", &err)) { fprintf(stderr, "seer: %s\n", err.msg); return 1; }
     int T = a.tokens, one[1] = {T}, *lens = xmalloc(sizeof(int) * (size_t)T);
     int n = bench_make_docs(lens, a.docs, T, &err);
     int rc = n < 0 || bench_case("one document", one, 1, T, &a, &err) || bench_case("packed", lens, n, T, &a, &err);

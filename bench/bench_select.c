@@ -362,10 +362,9 @@ static void write_json(const char *path, const SelRow *rows, int n, const SelOpt
 int bench_select_main(int argc, char **argv) {
     SelOpts o;
     parse_opts(&o, argc, argv);
-    int dev;
     struct cudaDeviceProp prop;
-    CUDA_OK(cudaGetDevice(&dev));
-    CUDA_OK(cudaGetDeviceProperties(&prop, dev));
+    SeerErr err;
+    if (cuda_current_device(&prop, "bench select", &err)) seer_die("%s", err.msg);
     printf("device %s, %d SMs, L2 %.0f MB; 64 query / 8 KV heads, HD 128, DG 128, bf16, K-compression %s, "
            "batch %d, %s\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1e6,
            o.kcomp_fp8 ? "fp8 E4M3" : "bf16", o.batch,

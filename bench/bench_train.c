@@ -14,8 +14,7 @@
 #include "data/pack.h"
 
 #ifdef SEER_CUDA
-#include <cuda_runtime_api.h>
-
+#include "common/cuda_check.h"
 #include "train/step_cuda.h"
 
 typedef struct {
@@ -190,9 +189,7 @@ static int bench_train(const BenchArgs *a, SeerErr *err) {
     ModelConfig mc;
     if (hf_config_load(&mc, a->config, err)) return -1;
     struct cudaDeviceProp prop;
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&prop, dev) != cudaSuccess)
-        return seer_fail(err, "bench train: no CUDA device");
+    if (cuda_current_device(&prop, "bench train", err)) return -1;
     printf("device: %s (%d SMs); config %s: D %d, L %d, H %d, HKV %d, HD %d, F %d; %d tokens per chunk; "
            "gate projections %s\n", prop.name, prop.multiProcessorCount, a->config, mc.D, mc.L, mc.H,
            mc.HKV, mc.HD, mc.F, a->tokens, a->tf32 ? "TF32" : "fp32");

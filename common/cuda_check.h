@@ -32,6 +32,18 @@ static inline uint64_t cuda_device_bit(void) {
     return cudaGetDevice(&d) == cudaSuccess && d >= 0 && d < 64 ? 1ull << d : 0;
 }
 
+// The current device's properties; with no usable device, -1 and "<who>: no usable CUDA device
+// (<the runtime's reason>)" in err, so a command on a machine without a GPU says so in one line.
+static inline int cuda_current_device(struct cudaDeviceProp *prop, const char *who, SeerErr *err) {
+    int n = 0, dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaSuccess && n == 0) return seer_fail(err, "%s: no usable CUDA device (0 devices)", who);
+    if (e == cudaSuccess) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaGetDeviceProperties(prop, dev);
+    if (e != cudaSuccess) return seer_fail(err, "%s: no usable CUDA device (%s)", who, cudaGetErrorString(e));
+    return 0;
+}
+
 // A cudaLaunchKernelEx configuration on `stream`; with pdl = 1 the kernel is launched as a
 // programmatic dependent of the kernel before it (it may start before that one ends and must
 // griddepcontrol.wait before reading its output). attr: storage for the attribute, alive until

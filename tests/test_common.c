@@ -5,6 +5,9 @@
 #include "common/common.h"
 #include "common/tensor.h"
 #include "tests/test.h"
+#ifdef SEER_CUDA
+#include "common/cuda_check.h"
+#endif
 
 static void test_bf16_roundtrip(void) {
     CHECK(bf16_to_f32(f32_to_bf16(1.0f)) == 1.0f);
@@ -51,10 +54,25 @@ static void test_error_message(void) {
     CHECK(!strcmp(e.msg, "x.json: bad 3"));
 }
 
+#ifdef SEER_CUDA
+// With a GPU: its properties. Without one (CI): one line naming the caller and the reason.
+static void test_cuda_current_device(void) {
+    struct cudaDeviceProp prop;
+    SeerErr err;
+    if (cuda_current_device(&prop, "bench decode", &err) == 0)
+        CHECK(prop.multiProcessorCount > 0);
+    else
+        CHECK(strncmp(err.msg, "bench decode: no usable CUDA device (", 37) == 0 && !strchr(err.msg, '\n'));
+}
+#endif
+
 int main(void) {
     RUN(test_bf16_roundtrip);
     RUN(test_f16_roundtrip);
     RUN(test_e4m3);
     RUN(test_error_message);
+#ifdef SEER_CUDA
+    RUN(test_cuda_current_device);
+#endif
     return test_summary();
 }

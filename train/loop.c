@@ -28,8 +28,7 @@
 #include "train/schedule.h"
 #include "train/train_state.h"
 #ifdef SEER_CUDA
-#include <cuda_runtime_api.h>
-
+#include "common/cuda_check.h"
 #include "train/step_cuda.h"
 #endif
 
@@ -195,12 +194,8 @@ static int device_check(const TrainConfig *c, SeerErr *err) {
     return seer_fail(err, "--device cuda: this seer was built without CUDA (no nvcc when it was "
                      "built); rebuild with the CUDA toolkit or use --device cpu");
 #else
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess || n == 0)
-        return seer_fail(err, "--device cuda: no usable CUDA device (%s)",
-                         e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-    return 0;
+    struct cudaDeviceProp prop;
+    return cuda_current_device(&prop, "--device cuda", err);
 #endif
 }
 
