@@ -33,6 +33,7 @@ typedef struct {
     int iters, pdl, splits;  // splits: 0 = the launcher's heuristic
     int graph;  // 1: every point timed as one replayed CUDA graph of its iters calls
     int floor;  // 1: every sparse point also times its gather floor
+    int queue;  // tiles per unit of the work queue (DecodeParams.queue); 0 = one program per split
 } Opts;
 
 static void usage(FILE *f) {
@@ -51,6 +52,10 @@ static void usage(FILE *f) {
             "  --pdl 0|1        launch every decode call with programmatic dependent launch, so each\n"
             "                   call's start overlaps the previous call's tail (default 0)\n"
             "  --splits N       splits per (sequence, KV head) instead of the heuristic's (1-64)\n"
+            "  --queue T        launch through the work queue: one persistent program per SM claiming\n"
+            "                   units of about T tiles (ceil(tiles / T) splits, at most 64, unless\n"
+            "                   --splits), streaming each next unit behind the current one. Experimental:\n"
+            "                   see docs/KERNELS.md. 0 = one program per split (default 0)\n"
             "  --graph 0|1      1: time every point by replaying its --iters calls captured in one CUDA\n"
             "                   graph, as a decode engine runs them (one warm-up replay first); 0: launch\n"
             "                   them one by one on a stream (default 0). Time the SDPA JSON the same way\n"
@@ -64,7 +69,8 @@ static void usage(FILE *f) {
             "                   0 and no such keys (default 0)\n"
             "  --csv FILE       write the table as CSV\n"
             "  --json FILE      write the table and copy bandwidth as JSON\n"
-            "\nThe text table, the CSV (last column) and the JSON (top-level \"graph\") record --graph.\n");
+            "\nThe text table, the CSV (column graph) and the JSON (top-level \"graph\") record --graph;\n"
+            "the CSV (column queue), the JSON (top-level \"queue\") and the table's last line --queue.\n");
 }
 
 static int parse_list(List *l, const char *s, int tokens) {
@@ -83,6 +89,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
     o->splits = 0;
     o->graph = 0;
     o->floor = 0;
+    o->queue = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -108,6 +115,7 @@ static int parse_opts(Opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--splits")) o->splits = (int)bench_flag_int(a, v, 1, 64);
         else if (!strcmp(a, "--graph")) o->graph = (int)bench_flag_int(a, v, 0, 1);
         else if (!strcmp(a, "--floor")) o->floor = (int)bench_flag_int(a, v, 0, 1);
+        else if (!strcmp(a, "--queue")) o->queue = (int)bench_flag_int(a, v, 0, 4096);
         else if (strcmp(a, "--batch") && strcmp(a, "--cache") && strcmp(a, "--sparsity"))
             seer_die("bench decode: unknown option %s (seer bench decode --help)", a);
     }
@@ -272,7 +280,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     DecodeParams bufs[64], sets[64];  // the K/V buffers; the rotation slots over them
     int32_t *len = xmalloc(sizeof(int32_t) * B);
     for (int b = 0; b < B; b++) len[b] = T;
-    int32_t *d_len, *d_sem;
+    int32_t *d_len, *d_sem, *d_queue;  // d_queue: the work queue's 2 counters
     uint32_t *sink = NULL;  // the gather floor's [B, HKV, 4] words (--floor 1)
     float *o_part, *lse;
     CUDA_OK(cudaMalloc((void **)&d_len, sizeof(int32_t) * B));
@@ -280,6 +288,8 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
     CUDA_OK(cudaMalloc((void **)&lse, sizeof(float) * B * H * 64));
     CUDA_OK(cudaMalloc((void **)&d_sem, sizeof(int32_t) * B * HKV));
     CUDA_OK(cudaMemset(d_sem, 0, sizeof(int32_t) * B * HKV));
+    CUDA_OK(cudaMalloc((void **)&d_queue, sizeof(int32_t) * 2));
+    CUDA_OK(cudaMemset(d_queue, 0, sizeof(int32_t) * 2));
     CUDA_OK(cudaMemcpy(d_len, len, sizeof(int32_t) * B, cudaMemcpyHostToDevice));
     if (o->floor) CUDA_OK(cudaMalloc((void **)&sink, sizeof(uint32_t) * 4 * B * HKV));
     for (int i = 0; i < n_buf; i++) {
@@ -293,6 +303,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         bufs[i] = decode_params_contiguous(q, k, v, out, d_len, NULL, B, H, HKV, HD, T, 0, dt);
         bufs[i].o_part = o_part, bufs[i].lse_part = lse, bufs[i].sem = d_sem;
         bufs[i].pdl = o->pdl;
+        bufs[i].queue = o->queue ? d_queue : NULL;
     }
     double dense_ms = NAN;
     double fl = sdpa_ms(sdpa, B, T, dt, "FLASH"), cu = sdpa_ms(sdpa, B, T, dt, "CUDNN");
@@ -300,7 +311,8 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         double sp = o->sparsity.v[si];
         int n_sel = sp > 0 ? (int)lround(nb * (1.0 - sp)) : nb;
         if (n_sel < 1) n_sel = 1;
-        int S = o->splits ? o->splits : decode_pick_splits_cuda(B, HKV, n_sel);
+        int S = o->splits ? o->splits
+                : o->queue ? decode_queue_splits(n_sel, o->queue) : decode_pick_splits_cuda(B, HKV, n_sel);
         const int pairs = B * HKV;
         const double slot_bytes = (double)pairs * n_sel * SEER_BLOCK * HD * 2 * 2;  // K/V read a call
         const int n_rot = sp > 0 ? bench_rotation_slots(n_buf, slot_bytes, (double)l2) : n_buf;
@@ -356,7 +368,7 @@ static void bench_shape(Row *rows, int *n_rows, const Opts *o, int B, int T, See
         cudaFree((void *)bufs[i].q), cudaFree((void *)bufs[i].k), cudaFree((void *)bufs[i].v);
         cudaFree(bufs[i].out);
     }
-    cudaFree(d_len), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem), cudaFree(sink);
+    cudaFree(d_len), cudaFree(o_part), cudaFree(lse), cudaFree(d_sem), cudaFree(d_queue), cudaFree(sink);
     free(len);
 }
 
@@ -366,18 +378,18 @@ static void csv_opt(FILE *f, const char *fmt, double x) {
     fputc(',', f);
 }
 
-static void write_csv(const char *path, const Row *rows, int n, int graph) {
+static void write_csv(const char *path, const Row *rows, int n, int graph, int queue) {
     FILE *f = fopen(path, "w");
     if (!f) seer_die("bench decode: cannot write %s", path);
     fprintf(f, "dtype,batch,cache,sparsity,splits,ms,bytes,gb_s,pct_copy,x_dense,x_flash,x_cudnn,"
-               "x_best_dense,floor_ms,pct_floor,x_best_floor,graph\n");
+               "x_best_dense,floor_ms,pct_floor,x_best_floor,graph,queue\n");
     for (int i = 0; i < n; i++) {
         const Row *r = &rows[i];
         fprintf(f, "%s,%d,%d,%.2f,%d,%.5f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f,%.3f,", dtype_name(r->dtype),
                 r->batch, r->cache, r->sparsity, r->n_split, r->ms, r->bytes, r->gbs, r->pct_copy,
                 r->x_dense, r->x_flash, r->x_cudnn, r->x_best);
         csv_opt(f, "%.5f", r->floor_ms), csv_opt(f, "%.1f", r->pct_floor), csv_opt(f, "%.3f", r->x_best_floor);
-        fprintf(f, "%d\n", graph);
+        fprintf(f, "%d,%d\n", graph, queue);
     }
     fclose(f);
 }
@@ -421,6 +433,7 @@ static void write_json(const char *path, const Row *rows, int n, double copy_bw,
     json_object_set_new(root, "pdl", json_integer(opt->pdl));
     json_object_set_new(root, "graph", json_integer(opt->graph));
     json_object_set_new(root, "floor", json_integer(opt->floor));
+    json_object_set_new(root, "queue", json_integer(opt->queue));
     json_object_set_new(root, "points", arr);
     json_object_set_new(root, "sparse_ref", s);
     if (json_dump_file(root, path, JSON_INDENT(1))) seer_die("bench decode: cannot write %s", path);
@@ -459,8 +472,8 @@ static void print_table(const Row *rows, int n, const Opts *o) {
             printf(" %9s %7s %7s", "-", "-", "-");
         printf(" %5d\n", o->graph);
     }
-    printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph\n",
-           sparse_ref_ms[0], sparse_ref_ms[1]);
+    printf("\nbf16 batch 16, 32k, 90%%: %.4f ms launched on a stream, %.4f ms replayed in a CUDA graph"
+           " (queue %d)\n", sparse_ref_ms[0], sparse_ref_ms[1], o->queue);
 }
 
 int bench_decode_main(int argc, char **argv) {
@@ -485,7 +498,7 @@ int bench_decode_main(int argc, char **argv) {
                 bench_shape(rows, &n, &o, (int)o.batch.v[bi], (int)o.cache.v[ci], (SeerDType)o.dtypes[d],
                             copy_bw, l2, sdpa);
     print_table(rows, n, &o);
-    if (o.csv) write_csv(o.csv, rows, n, o.graph);
+    if (o.csv) write_csv(o.csv, rows, n, o.graph, o.queue);
     if (o.json) write_json(o.json, rows, n, copy_bw, prop.name, &o);
     free(rows);
     json_decref(sdpa);

@@ -47,6 +47,12 @@ int decode_num_splits(int pairs, int tiles, int n_sm, int ctas_per_sm, int min_t
     return 1;
 }
 
+int decode_queue_splits(int max_tiles, int tiles_per_unit) {
+    if (max_tiles <= 0 || tiles_per_unit <= 0) return 1;
+    int s = ceil_div(max_tiles, tiles_per_unit);
+    return s < 1 ? 1 : s > 64 ? 64 : s;
+}
+
 static const int32_t *pair_list(const DecodeParams *p, const int32_t *idx, int b, int kvh) {
     return idx + b * p->idx_sb + kvh * p->idx_sh;
 }
@@ -75,6 +81,7 @@ static int validate_dims(const DecodeParams *p, SeerErr *err) {
         p->k_sh < (int64_t)p->Tmax * p->k_st || p->v_sh < (int64_t)p->Tmax * p->v_st ||
         p->k_sb < (int64_t)p->HKV * p->k_sh || p->v_sb < (int64_t)p->HKV * p->v_sh)
         return seer_fail(err, "decode: a stride is smaller than the rows it steps over");
+    if (p->queue && p->n_prog < 0) return seer_fail(err, "decode: n_prog %d < 0", p->n_prog);
     if (p->block_idx && (p->max_sel <= 0 || p->idx_sh < p->max_sel ||
                          p->idx_sb < (int64_t)p->HKV * p->idx_sh))
         return seer_fail(err, "decode: block_idx needs max_sel > 0 and strides >= max_sel (max_sel %d)",

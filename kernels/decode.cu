@@ -144,6 +144,13 @@ struct WarpState {
     float m[2], l[2];     // running max (log2 domain) and this lane's share of the row sum
 };
 
+__device__ __forceinline__ void state_init(WarpState &st) {
+#pragma unroll
+    for (int dn = 0; dn < kHD / 8; dn++) st.o[dn][0] = st.o[dn][1] = st.o[dn][2] = st.o[dn][3] = 0;
+    st.m[0] = st.m[1] = -INFINITY;
+    st.l[0] = st.l[1] = 0;
+}
+
 // Issues the cp.async loads of one tile (block blk) into stage buffers ks / vs. Rows at or past
 // len are zero-filled, never read.
 __device__ __forceinline__ void load_tile(uint32_t ks, uint32_t vs, const uint16_t *kb,
@@ -156,6 +163,32 @@ __device__ __forceinline__ void load_tile(uint32_t ks, uint32_t vs, const uint16
         cp_async16(ks + swz(r, ch), kb + row * k_st + ch * 8, ok ? 16 : 0);
         cp_async16(vs + swz(r, ch), vb + row * v_st + ch * 8, ok ? 16 : 0);
     }
+}
+
+// Issues the cp.async loads of a group's G query rows into qs, rows G..15 zero-filled.
+__device__ __forceinline__ void load_q(uint32_t qs, const uint16_t *qg, int G, int64_t q_sh, int tid) {
+    for (int c = tid; c < 16 * kChunks; c += kThreads) {
+        int r = c / kChunks, ch = c % kChunks;
+        cp_async16(qs + swz(r, ch), qg + (r < G ? r : 0) * q_sh + ch * 8, r < G ? 16 : 0);
+    }
+}
+
+// The warp's A fragments of the 16 query rows in qs (ldmatrix).
+__device__ __forceinline__ void load_q_frags(uint32_t (&qf)[kHD / 16][4], uint32_t qs, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < kHD / 16; kk++)
+        ldsm_x4(qf[kk], qs + swz((lane % 8) + ((lane / 8) & 1) * 8, 2 * kk + lane / 16));
+}
+
+// Entries >= 0 of a block list in shared memory (descending, -1 padded): a binary search.
+__device__ __forceinline__ int list_count(const int32_t *list, int max_sel) {
+    int lo = 0, hi = max_sel;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (list[mid] >= 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
 }
 
 // One warp's 16 tokens of a tile: scores, online softmax, O += P V.
@@ -264,11 +297,12 @@ __device__ void combine_splits(const DecodeParams &p, int b, int kvh, int G, int
     }
 }
 
-// Merges the 4 warps' states in shared memory and writes the program's result: the output
-// itself (one split) or a normalised partial + LSE, the last split of the pair then combining.
+// Merges the 4 warps' states in the merge area red ([kWarps][16][kHD] floats of shared memory)
+// and writes the program's result: the output itself (one split) or a normalised partial + LSE,
+// the last split of the pair then combining.
 template <bool BF16>
-__device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned char *smem,
-                                int b, int kvh, int split, int G, int warp, int lane, int tid) {
+__device__ void merge_and_store(const DecodeParams &p, WarpState &st, float *red, int b, int kvh,
+                                int split, int G, int warp, int lane, int tid) {
     __shared__ float m_s[kWarps][16], l_s[kWarps][16];
     __shared__ float inv_l_s[16], lse_s[16];  // per head: 1 / row sum, natural-log LSE
     __shared__ int is_last;
@@ -291,7 +325,6 @@ __device__ void merge_and_store(const DecodeParams &p, WarpState &st, unsigned c
         inv_l_s[tid] = L > 0 ? 1.0f / L : 0.0f;
         lse_s[tid] = L > 0 ? (M + log2f(L)) * 0.69314718055994531f : -INFINITY;
     }
-    float *red = reinterpret_cast<float *>(smem + kQBytes);  // [kWarps][16][kHD]
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         int row = g + 8 * r;
@@ -362,10 +395,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     if (!p.list_ready) grid_dependency_wait();  // PDL: the previous kernel's writes are visible past this line
     const int len = __ldcg(p.cache_len + b);
 
-    for (int c = tid; c < 16 * kChunks; c += kThreads) {  // Q rows, zeros past G
-        int r = c / kChunks, ch = c % kChunks;
-        cp_async16(qs + swz(r, ch), qg + (r < G ? r : 0) * p.q_sh + ch * 8, r < G ? 16 : 0);
-    }
+    load_q(qs, qg, G, p.q_sh, tid);
     const int guess = p.list_ready && split == 0 && len > 0 ? (len - 1) / kBlk : -1;
     if (guess >= 0) load_tile(ring, ring + kTileBytes, kb, vb, p.k_st, p.v_st, guess, len, tid);
     if (p.list_ready) wait_list_ready(p.list_ready + b * p.HKV + kvh, p.n_split == 1, tid);
@@ -376,13 +406,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
         cp_async_commit();
         cp_async_wait<0>();
         __syncthreads();
-        int lo = 0, hi = p.max_sel;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if (list_s[mid] >= 0) lo = mid + 1;
-            else hi = mid;
-        }
-        n_tiles = lo;
+        n_tiles = list_count(list_s, p.max_sel);
     } else {
         cp_async_commit();
     }
@@ -400,15 +424,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     cp_async_wait<kStages>();  // the Q group
     __syncthreads();
     uint32_t qf[kHD / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kHD / 16; kk++)
-        ldsm_x4(qf[kk], qs + swz((lane % 8) + ((lane / 8) & 1) * 8, 2 * kk + lane / 16));
-
+    load_q_frags(qf, qs, lane);
     WarpState st;
-#pragma unroll
-    for (int dn = 0; dn < kHD / 8; dn++) st.o[dn][0] = st.o[dn][1] = st.o[dn][2] = st.o[dn][3] = 0;
-    st.m[0] = st.m[1] = -INFINITY;
-    st.l[0] = st.l[1] = 0;
+    state_init(st);
     const float sc2 = p.scale * 1.4426950408889634f;
     for (int i = 0; i < n; i++) {  // kStages tiles in flight while waiting for tile i
         cp_async_wait<kStages - 1>();
@@ -426,7 +444,200 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(const DecodePara
     cp_async_wait<0>();
     launch_dependents();  // PDL: the next kernel may start its prologue during the merge
     __syncthreads();
-    merge_and_store<BF16>(p, st, smem, b, kvh, split, G, warp, lane, tid);
+    // The ring is drained: its first stages hold the merge area.
+    merge_and_store<BF16>(p, st, reinterpret_cast<float *>(smem + kQBytes), b, kvh, split, G, warp, lane, tid);
+}
+
+// ---- The work queue (DecodeParams.queue) ----
+//
+// Traces of the one-program-per-pair launch show each SM's DRAM rate fixed by where it sits, so
+// the call ends when the slowest SMs finish their equal shares (docs/KERNELS.md). Here n_prog
+// persistent programs share the units u = (b * HKV + kvh) * n_split + split: program i starts
+// with unit i, and each later unit is claimed from an atomic counter while the unit before it
+// runs. A unit's metadata (cache length, Q rows, block list) lands in one of two slots; the ring
+// streams the current unit's tiles and then, once the next unit's metadata has landed, the next
+// unit's, so the ring stays full across units and the fast SMs take more of them. The merge
+// area is separate from the ring, which holds the next unit's tiles during a merge.
+//
+// Shared memory: Q slots [2][16][kHD] | ring | merge area [kWarps][16][kHD] f32 | lists [2][max_sel].
+constexpr int kQueueMaxSel = 8192;
+constexpr int kQueueRing = 2 * kQBytes;
+constexpr int kQueueMerge = kQueueRing + kStages * 2 * kTileBytes;
+constexpr int kQueueLists = kQueueMerge + kWarps * 16 * kHD * 4;  // 136 KB
+constexpr int kQueueSmemMax = kQueueLists + 2 * kQueueMaxSel * 4;
+static_assert(kQueueSmemMax <= 226 * 1024, "room for the static shared memory");
+static_assert(kStages == 3, "Ring names the group of each of 3 stages");
+
+struct Unit {
+    int b, kvh, split;
+    int len, t0, n;  // cache length, first tile, tiles: valid once the metadata has landed
+    const uint16_t *kb, *vb;
+};
+
+__device__ __forceinline__ Unit unit_at(const DecodeParams &p, int u) {
+    Unit x;
+    x.split = u % p.n_split;
+    x.kvh = (u / p.n_split) % p.HKV;
+    x.b = u / (p.n_split * p.HKV);
+    x.kb = (const uint16_t *)p.k + x.b * p.k_sb + x.kvh * p.k_sh;
+    x.vb = (const uint16_t *)p.v + x.b * p.v_sb + x.kvh * p.v_sh;
+    x.len = x.t0 = x.n = 0;
+    return x;
+}
+
+// Issues the cp.async copies of unit x's Q rows, block list and cache length (no commit).
+__device__ void load_unit_meta(const DecodeParams &p, const Unit &x, uint32_t qs, int32_t *list,
+                               int32_t *len, int G, int tid) {
+    load_q(qs, (const uint16_t *)p.q + x.b * p.q_sb + (int64_t)x.kvh * G * p.q_sh, G, p.q_sh, tid);
+    if (p.block_idx) {
+        const int32_t *src = p.block_idx + x.b * p.idx_sb + x.kvh * p.idx_sh;
+        for (int i = tid; i < p.max_sel; i += kThreads) cp_async4(smem_addr(list + i), src + i);
+    }
+    if (tid == 0) cp_async4(smem_addr(len), p.cache_len + x.b);
+}
+
+// After the metadata has landed and a barrier: the unit's length and its split's tiles.
+__device__ __forceinline__ void unit_land(const DecodeParams &p, Unit &x, int len, const int32_t *list) {
+    int t1, n_tiles = p.block_idx ? list_count(list, p.max_sel) : (len + kBlk - 1) / kBlk;
+    decode_split_range(n_tiles, p.n_split, x.split, &x.t0, &t1);
+    x.len = len, x.n = t1 - x.t0;
+}
+
+__device__ __forceinline__ int unit_block(const DecodeParams &p, const Unit &x, const int32_t *list, int i) {
+    return p.block_idx ? list[x.t0 + i] : x.t0 + i;
+}
+
+// Waits until at most n of the newest cp.async groups are pending (n > 3 waits for 3).
+__device__ __forceinline__ void cp_async_wait_pending(int n) {
+    if (n <= 0) cp_async_wait<0>();
+    else if (n == 1) cp_async_wait<1>();
+    else if (n == 2) cp_async_wait<2>();
+    else cp_async_wait<3>();
+}
+
+// The ring's bookkeeping, the same in every thread of a program. Tiles are issued and consumed
+// in one order across units, tile k in stage k % kStages, each in a cp.async group of its own;
+// a unit's metadata is a group of its own too.
+struct Ring {
+    int committed;         // groups committed
+    int issued, consumed;  // tiles
+    int g0, g1, g2;        // group of the tile in stage 0, 1, 2
+};
+
+__device__ __forceinline__ int ring_group(const Ring &r, int stage) {
+    return stage == 0 ? r.g0 : stage == 1 ? r.g1 : r.g2;
+}
+
+// Issues tile i of unit x into the next stage (free: its last tile was consumed behind a barrier).
+__device__ __forceinline__ void ring_issue(Ring &r, uint32_t ring, const DecodeParams &p,
+                                           const Unit &x, const int32_t *list, int i, int tid) {
+    const int stage = r.issued % kStages, g = r.committed++;
+    const uint32_t ks = ring + stage * 2 * kTileBytes;
+    load_tile(ks, ks + kTileBytes, x.kb, x.vb, p.k_st, p.v_st, unit_block(p, x, list, i), x.len, tid);
+    cp_async_commit();
+    if (stage == 0) r.g0 = g;
+    else if (stage == 1) r.g1 = g;
+    else r.g2 = g;
+    r.issued++;
+}
+
+enum { kNextNone, kNextInFlight, kNextLanded, kNextEnd };  // the next unit's metadata
+
+template <bool BF16>
+__global__ void __launch_bounds__(kThreads) decode_queue_kernel(const DecodeParams p) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    __shared__ int32_t len_s[2];
+    __shared__ int next_s;  // the next unit, published by thread 0
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, G = p.H / p.HKV;
+    const int units = p.n_split * p.HKV * p.B, list_stride = (p.max_sel + 3) / 4 * 4;
+    const uint32_t qs0 = smem_addr(smem), ring = qs0 + kQueueRing;
+    float *red = reinterpret_cast<float *>(smem + kQueueMerge);
+    int32_t *lists = reinterpret_cast<int32_t *>(smem + kQueueLists);
+    const float sc2 = p.scale * 1.4426950408889634f;
+    grid_dependency_wait();  // PDL: also orders the claims after the previous launch's reset
+
+    Ring rg = {1, 0, 0, 0, 0, 0};
+    int cs = 0;  // slot of the current unit's metadata
+    Unit cur = unit_at(p, blockIdx.x), nxt = cur;
+    load_unit_meta(p, cur, qs0, lists, &len_s[0], G, tid);
+    cp_async_commit();  // group 0
+    int claim = 0;      // thread 0: the unit after the current one (used when published)
+    if (tid == 0) claim = atomicAdd(p.queue, 1) + gridDim.x;
+    cp_async_wait<0>();
+    __syncthreads();
+    unit_land(p, cur, len_s[0], lists);
+    int cur_issued = 0, nxt_issued = 0, nxt_state = kNextNone, meta_grp = 0;
+
+    // The next unit's metadata into the other slot, once next_s is visible to every thread.
+    auto fetch_next = [&]() {
+        const int u = next_s;
+        if (u >= units) {
+            nxt_state = kNextEnd;
+            return;
+        }
+        nxt = unit_at(p, u);
+        load_unit_meta(p, nxt, qs0 + (cs ^ 1) * kQBytes, lists + (cs ^ 1) * list_stride, &len_s[cs ^ 1], G, tid);
+        cp_async_commit();
+        meta_grp = rg.committed++;
+        nxt_state = kNextInFlight;
+    };
+    auto land_next = [&]() {  // after a wait covering meta_grp and a barrier
+        unit_land(p, nxt, len_s[cs ^ 1], lists + (cs ^ 1) * list_stride);
+        nxt_state = kNextLanded;
+    };
+
+    for (;;) {
+        const int32_t *list = lists + cs * list_stride, *nlist = lists + (cs ^ 1) * list_stride;
+        uint32_t qf[kHD / 16][4];
+        load_q_frags(qf, qs0 + cs * kQBytes, lane);
+        WarpState st;
+        state_init(st);
+        while (rg.issued - rg.consumed < kStages && cur_issued < cur.n)
+            ring_issue(rg, ring, p, cur, list, cur_issued++, tid);
+        for (int i = 0; i < cur.n; i++) {
+            const int stage = rg.consumed % kStages, g = ring_group(rg, stage);
+            cp_async_wait_pending(rg.committed - g - 1);
+            __syncthreads();
+            if (nxt_state == kNextInFlight && meta_grp <= g) land_next();  // covered by that wait
+            const uint32_t ks = ring + stage * 2 * kTileBytes;
+            tile_compute<BF16>(st, qf, ks, ks + kTileBytes, unit_block(p, cur, list, i) * kBlk + warp * 16,
+                               cur.len, sc2, lane);
+            __syncthreads();
+            rg.consumed++;
+            if (i == 0 && tid == 0) next_s = claim;  // visible after the next barrier
+            if (i == 1) fetch_next();
+            if (rg.issued - rg.consumed >= kStages) continue;
+            if (cur_issued < cur.n) {
+                ring_issue(rg, ring, p, cur, list, cur_issued++, tid);
+            } else if (nxt_state == kNextInFlight || nxt_state == kNextLanded) {
+                if (nxt_state == kNextInFlight) {
+                    cp_async_wait_pending(rg.committed - meta_grp - 1);
+                    __syncthreads();
+                    land_next();
+                }
+                if (nxt_issued < nxt.n) ring_issue(rg, ring, p, nxt, nlist, nxt_issued++, tid);
+            }
+        }
+        merge_and_store<BF16>(p, st, red, cur.b, cur.kvh, cur.split, G, warp, lane, tid);
+        if (nxt_state == kNextNone) {  // a unit of fewer than 2 tiles
+            if (cur.n == 0 && tid == 0) next_s = claim;
+            __syncthreads();
+            fetch_next();
+        }
+        if (nxt_state == kNextEnd) break;
+        if (nxt_state == kNextInFlight) {
+            cp_async_wait_pending(rg.committed - meta_grp - 1);
+            __syncthreads();
+            land_next();
+        }
+        cur = nxt, cs ^= 1, cur_issued = nxt_issued;
+        nxt_issued = 0, nxt_state = kNextNone;
+        if (tid == 0) claim = atomicAdd(p.queue, 1) + gridDim.x;
+    }
+    cp_async_wait<0>();
+    launch_dependents();
+    // Every program's claims precede its exit count, so the last one out resets the queue.
+    if (tid == 0 && atomicAdd(p.queue + 1, 1) == (int)gridDim.x - 1) p.queue[0] = 0, p.queue[1] = 0;
 }
 
 // The kernels' shared-memory limit, set once per device.
@@ -434,11 +645,11 @@ int set_smem_once(SeerErr *err) {
     static uint64_t done;
     const uint64_t dev = cuda_device_bit();
     if (done & dev) return 0;
-    cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<true>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
-    if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(decode_split_kernel<false>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemMax);
+    const cudaFuncAttribute max_dyn = cudaFuncAttributeMaxDynamicSharedMemorySize;
+    cudaError_t e = cudaFuncSetAttribute(decode_split_kernel<true>, max_dyn, kSmemMax);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_split_kernel<false>, max_dyn, kSmemMax);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_queue_kernel<true>, max_dyn, kQueueSmemMax);
+    if (e == cudaSuccess) e = cudaFuncSetAttribute(decode_queue_kernel<false>, max_dyn, kQueueSmemMax);
     if (e != cudaSuccess)
         return seer_fail(err, "decode.cu: cudaFuncSetAttribute: %s", cudaGetErrorString(e));
     done |= dev;
@@ -481,12 +692,31 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
         return seer_fail(err, "decode.cu: out rows must be 8-byte aligned (strides multiples of 4)");
     if (p->n_split > 1 && !aligned16(p->o_part))
         return seer_fail(err, "decode.cu: the o_part workspace must be 16-byte aligned");
+    if (p->queue && p->list_ready)
+        return seer_fail(err, "decode.cu: the work queue does not take list_ready flags");
+    if (p->queue && p->block_idx && p->max_sel > kQueueMaxSel)
+        return seer_fail(err, "decode.cu: max_sel %d is over the work queue's %d", p->max_sel, kQueueMaxSel);
+    if (p->queue && p->n_prog < 0) return seer_fail(err, "decode.cu: n_prog %d < 0", p->n_prog);
     if (set_smem_once(err)) return -1;
     cudaLaunchAttribute attr;
-    const size_t smem = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
-    cudaLaunchConfig_t cfg = launch_config(dim3(p->n_split, p->HKV, p->B), dim3(kThreads), smem, stream, p->pdl, &attr);
-    cudaError_t e = p->dtype == SEER_BF16 ? cudaLaunchKernelEx(&cfg, decode_split_kernel<true>, *p)
-                                          : cudaLaunchKernelEx(&cfg, decode_split_kernel<false>, *p);
+    cudaError_t e;
+    if (p->queue) {
+        int dev = 0, n_sm = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
+        const int64_t units = (int64_t)p->n_split * p->HKV * p->B;
+        const int64_t n_prog = p->n_prog ? p->n_prog : n_sm;
+        const size_t smem = kQueueLists + (p->block_idx ? 2 * ((p->max_sel + 3) / 4 * 4) * 4 : 0);
+        cudaLaunchConfig_t cfg = launch_config(dim3((unsigned)(n_prog < units ? n_prog : units)), dim3(kThreads),
+                                               smem, stream, p->pdl, &attr);
+        e = p->dtype == SEER_BF16 ? cudaLaunchKernelEx(&cfg, decode_queue_kernel<true>, *p)
+                                  : cudaLaunchKernelEx(&cfg, decode_queue_kernel<false>, *p);
+    } else {
+        const size_t smem = kSmem + (p->block_idx ? (p->max_sel * 4 + 15) / 16 * 16 : 0);
+        cudaLaunchConfig_t cfg = launch_config(dim3(p->n_split, p->HKV, p->B), dim3(kThreads), smem, stream, p->pdl, &attr);
+        e = p->dtype == SEER_BF16 ? cudaLaunchKernelEx(&cfg, decode_split_kernel<true>, *p)
+                                  : cudaLaunchKernelEx(&cfg, decode_split_kernel<false>, *p);
+    }
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess) return seer_fail(err, "decode.cu: kernel launch: %s", cudaGetErrorString(e));
     return 0;

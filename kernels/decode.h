@@ -38,6 +38,12 @@ typedef struct {
                                // q, k, v and cache_len before it, and split 0 its guess at the
                                // first tile, the current block), and the pair's last program
                                // clears it. Zeroed once before the first launch. Unused on the CPU.
+    int32_t *queue;            // [2] GPU, or NULL: the work queue's counters (units claimed, programs
+                               // finished). Non-NULL launches n_prog persistent programs that claim
+                               // the (split, KV head, sequence) units in order and stream each next
+                               // unit's tiles behind the current one's (decode.cu). Zeroed once
+                               // before the first launch; every launch leaves them zero. CPU: unused.
+    int n_prog;                // queue: persistent programs, 0 = one per SM (at most the units)
     int64_t q_sb, q_sh;        // strides in elements (unit stride along HD everywhere)
     int64_t k_sb, k_sh, k_st;
     int64_t v_sb, v_sh, v_st;
@@ -90,6 +96,10 @@ DECODE_HOST_DEVICE static inline void decode_split_range(int n_tiles, int n_spli
     *t1 = (int)((int64_t)(s + 1) * n_tiles / n_split);
 }
 
+// Splits per (sequence, KV head) for the queue kernel: units of about tiles_per_unit tiles, so
+// ceil(max_tiles / tiles_per_unit), at least 1, at most 64 (the combine's workspace bound).
+int decode_queue_splits(int max_tiles, int tiles_per_unit);
+
 // Number of tiles of pair (b, kvh): ceil(len / 64) dense, the count of non-negative entries of
 // the block list when sparse. cache_len and block_idx must be host pointers here.
 int decode_pair_tiles(const DecodeParams *p, int b, int kvh);
@@ -132,7 +142,8 @@ int decode_pick_splits_cuda(int B, int HKV, int max_tiles);
 // lets the next one launch when its main loop is done.
 // All pointers are device pointers. The GPU kernel needs HD = 128, G <= 16, dtype BF16 or F16,
 // 16-byte aligned q/k/v rows, 8-byte aligned out rows, a 16-byte aligned o_part and the sem
-// counters when n_split > 1, max_sel <= 16384; anything else returns -1 with a message.
+// counters when n_split > 1, max_sel <= 16384 (8192 with the queue, which also refuses
+// list_ready); anything else returns -1 with a message.
 // The input is trusted (call decode_validate on host copies first: the bench always does).
 int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err);
 #endif

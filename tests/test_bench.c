@@ -121,6 +121,14 @@ static void test_decode_floor_flag(void) {
     CHECK(strstr(msg, "--graph needs an integer") != NULL && !strstr(msg, "--floor"));
 }
 
+// --queue takes a tile count in [0, 4096].
+static void test_decode_queue_flag(void) {
+    char *neg[] = {"decode", "--queue", "-1"};
+    CHECK(decode_refused(3, neg, "seer: bench: --queue needs an integer in [0, 4096], got '-1'"));
+    char *missing[] = {"decode", "--queue"};
+    CHECK(decode_refused(2, missing, "seer: bench decode: --queue needs a value (seer bench decode --help)"));
+}
+
 static void test_parse_list(void) {
     double v[3];
     CHECK(bench_parse_list(v, 3, "0,0.5,0.9", 0) == 3 && v[0] == 0 && v[1] == 0.5 && v[2] == 0.9);
@@ -182,6 +190,7 @@ int main(void) {
     RUN(test_parse_list);
     RUN(test_decode_graph_flag);
     RUN(test_decode_floor_flag);
+    RUN(test_decode_queue_flag);
     RUN(test_rotation_slots);
     RUN(test_block_lists);
     return test_summary();

@@ -93,6 +93,10 @@ static void test_heuristic(void) {
     CHECK(decode_num_splits(8, 3, 132, 2, 4, 64) == 1);       // fewer tiles than min_tiles
     CHECK(decode_num_splits(1, 100000, 132, 2, 4, 64) == 64); // capped
     CHECK(decode_num_splits(4096, 512, 132, 2, 4, 64) == 1);  // many pairs: no split
+    CHECK(decode_queue_splits(51, 8) == 7);                     // 32k at 90%, units of 8 tiles
+    CHECK(decode_queue_splits(8, 8) == 1);
+    CHECK(decode_queue_splits(2048, 4) == 64);                  // capped
+    CHECK(decode_queue_splits(0, 8) == 1 && decode_queue_splits(10, 0) == 1);
     int t0, t1, covered = 0, prev = 0;
     for (int s = 0; s < 7; s++) {
         decode_split_range(10, 7, s, &t0, &t1);

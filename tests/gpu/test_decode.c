@@ -1,7 +1,8 @@
 // tests/gpu/test_decode.c: the GPU decode kernels against the CPU reference (decode.h) on awkward
 // shapes: G 1/4/5/8/16, batch 1, cache lengths not a multiple of 64, a length 0, splits 1 / 3 /
 // the heuristic's, empty splits, NaN in the unused cache tail, padded K/V rows, bf16 and fp16;
-// every case plain and with programmatic dependent launch, into a NaN-poisoned output.
+// every case plain, with programmatic dependent launch, and through the work queue (DecodeParams
+// .queue) with 1, 3 and one program per SM, into a NaN-poisoned output.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -67,17 +68,26 @@ static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float k
     d.block_idx = idx ? to_dev(idx, sizeof(int32_t) * B * HKV * max_sel) : NULL;
     d.o_part = to_dev(NULL, sizeof(float) * nq * S), d.lse_part = to_dev(NULL, sizeof(float) * B * H * S);
     d.sem = to_dev(NULL, sizeof(int32_t) * B * HKV);
+    int32_t *d_queue = to_dev(NULL, sizeof(int32_t) * 2);
     double worst = 0, scale = 1e-3;
     for (int64_t i = 0; i < nq; i++) scale = fmax(scale, fabs(ref[i]));
-    // Pass 0: one plain launch. Pass 1: output poisoned (NaN), then two PDL launches back to back
-    // (the second overlaps the first's tail; both check that the split counters were reset).
-    for (int pass = 0; pass < 2; pass++) {
+    // Every pass poisons the output (NaN) first. Pass 0: one plain launch. Pass 1: two PDL launches
+    // back to back (the second overlaps the first's tail; both check that the split counters were
+    // reset). Passes 2-4: the work queue with one program per SM; with 3 programs and two PDL
+    // launches (many units a program, the queue's reset); with 1 program (every unit in turn).
+    const int queue_progs[5] = {0, 0, 0, 3, 1};
+    for (int pass = 0; pass < 5; pass++) {
         CUDA_OK(cudaMemset(d.out, 0xff, 2 * nq));
-        d.pdl = pass;
-        for (int rep = 0; rep <= pass; rep++)
+        d.pdl = pass == 1 || pass == 3;
+        d.queue = pass >= 2 ? d_queue : NULL, d.n_prog = queue_progs[pass];
+        for (int rep = 0; rep <= d.pdl; rep++)
             if (decode_attention_cuda(&d, NULL, &err)) seer_die("%s", err.msg);
         cudaError_t e = cudaDeviceSynchronize();
-        if (e != cudaSuccess) seer_die("decode kernel: %s", cudaGetErrorString(e));
+        if (e != cudaSuccess) seer_die("decode kernel (pass %d): %s", pass, cudaGetErrorString(e));
+        int32_t counters[2];
+        CUDA_OK(cudaMemcpy(counters, d_queue, sizeof counters, cudaMemcpyDeviceToHost));
+        if (counters[0] || counters[1]) seer_die("decode queue counters left at %d, %d (pass %d)",
+                                                 counters[0], counters[1], pass);
         CUDA_OK(cudaMemcpy(out, d.out, 2 * nq, cudaMemcpyDeviceToHost));
         for (int64_t i = 0; i < nq; i++) {
             double g = t == SEER_F16 ? f16_to_f32(out[i]) : bf16_to_f32(out[i]), dd = fabs(g - ref[i]);
@@ -87,7 +97,7 @@ static double run_case(int B, int G, int HKV, int Tmax, const int *lens, float k
     }
     cudaFree((void *)d.q), cudaFree((void *)d.k), cudaFree((void *)d.v), cudaFree(d.out);
     cudaFree((void *)d.cache_len), cudaFree((void *)d.block_idx), cudaFree(d.o_part), cudaFree(d.lse_part);
-    cudaFree(d.sem);
+    cudaFree(d.sem), cudaFree(d_queue);
     free(q), free(k), free(v), free(out), free(len), free(idx), free(o_part), free(lse), free(ref);
     return worst / scale;
 }
@@ -160,6 +170,12 @@ static void test_refused(void) {
     p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, NULL, 1, 8, 2, 128, 64, 0, SEER_BF16);
     p.list_ready = &flag;  // ready flags on a dense call
     CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "list_ready"));
+    int32_t idx, queue[2];  // never read either
+    p = decode_params_contiguous(NULL, NULL, NULL, NULL, NULL, &idx, 1, 8, 2, 128, 64, 1, SEER_BF16);
+    p.queue = queue, p.list_ready = &flag;
+    CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "work queue"));
+    p.list_ready = NULL, p.max_sel = 8193;
+    CHECK(decode_attention_cuda(&p, NULL, &err) == -1 && strstr(err.msg, "work queue's 8192"));
 }
 
 int main(void) {
