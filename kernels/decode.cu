@@ -636,8 +636,12 @@ __global__ void __launch_bounds__(kThreads) decode_queue_kernel(const DecodePara
     }
     cp_async_wait<0>();
     launch_dependents();
-    // Every program's claims precede its exit count, so the last one out resets the queue.
-    if (tid == 0 && atomicAdd(p.queue + 1, 1) == (int)gridDim.x - 1) p.queue[0] = 0, p.queue[1] = 0;
+    // Every program's claims precede its exit count (the fence orders them), so the last one out
+    // resets the queue.
+    if (tid == 0) {
+        __threadfence();
+        if (atomicAdd(p.queue + 1, 1) == (int)gridDim.x - 1) p.queue[0] = 0, p.queue[1] = 0;
+    }
 }
 
 // The kernels' shared-memory limit, set once per device.
