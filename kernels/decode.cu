@@ -662,16 +662,20 @@ int set_smem_once(SeerErr *err) {
 
 bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15) == 0; }
 
+int sm_count() {  // of the current device
+    int dev = 0, n_sm = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
+    return n_sm;
+}
+
 }  // namespace
 
 // One program per SM: measured on an H200, batch 16 with 1 split (128 programs) beat 2 splits
 // (256 programs, two per SM) by 4-6% sparse, batch 1 with 16 splits beat 32 by 2-9%: a second
 // program per SM adds merge work and start-up cost, not bandwidth.
 extern "C" int decode_pick_splits_cuda(int B, int HKV, int max_tiles) {
-    int dev = 0, n_sm = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
-    return decode_num_splits(B * HKV, max_tiles, n_sm, 1, 4, 64);
+    return decode_num_splits(B * HKV, max_tiles, sm_count(), 1, 4, 64);
 }
 
 extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerErr *err) {
@@ -705,11 +709,8 @@ extern "C" int decode_attention_cuda(const DecodeParams *p, void *stream, SeerEr
     cudaLaunchAttribute attr;
     cudaError_t e;
     if (p->queue) {
-        int dev = 0, n_sm = 0;
-        cudaGetDevice(&dev);
-        cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
         const int64_t units = (int64_t)p->n_split * p->HKV * p->B;
-        const int64_t n_prog = p->n_prog ? p->n_prog : n_sm;
+        const int64_t n_prog = p->n_prog ? p->n_prog : sm_count();
         const size_t smem = kQueueLists + (p->block_idx ? 2 * ((p->max_sel + 3) / 4 * 4) * 4 : 0);
         cudaLaunchConfig_t cfg = launch_config(dim3((unsigned)(n_prog < units ? n_prog : units)), dim3(kThreads),
                                                smem, stream, p->pdl, &attr);
